@@ -1,0 +1,64 @@
+# Ballast's two commands for a newcomer: `make demo` and `make test`.
+# Everything is installed from the repository's own pinned files: the Python
+# environment from requirements.lock into .venv, and the control-plane
+# binaries from hack/ (Go modules) into a cache outside the repository
+# (~/.cache/ballast, or $BALLAST_CACHE), reused when present.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BALLAST := $(VENV)/bin/ballast
+PYTEST_ARGS ?=
+
+.PHONY: all venv bins test unit integration verify generate lint typecheck demo demo-down bench clean
+
+all: test
+
+$(VENV)/.stamp: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(VENV)/.stamp
+
+# Builds (or reuses from the cache) etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl, kwok and helm.
+bins: venv
+	$(BALLAST) cluster build
+
+test: venv bins verify
+	$(PY) -m pytest $(PYTEST_ARGS) tests
+
+unit: venv
+	$(PY) -m pytest $(PYTEST_ARGS) tests/unit
+
+integration: venv bins
+	$(PY) -m pytest $(PYTEST_ARGS) tests/integration
+
+generate: venv
+	$(BALLAST) generate
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+# Regenerates every generated file and fails if any differs from what is committed.
+verify: generate lint typecheck
+	git diff --exit-code -- crds charts/ballast/crds
+	@test -z "$$(git status --porcelain -- crds charts/ballast/crds)" || { git status --porcelain -- crds charts/ballast/crds; echo "untracked generated files"; exit 1; }
+
+demo: venv bins
+	$(BALLAST) demo
+
+demo-down: venv
+	$(BALLAST) cluster down --name demo
+
+bench: venv bins
+	$(PY) bench/operator_reconcile.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

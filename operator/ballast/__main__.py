@@ -1,0 +1,5 @@
+"""Allow ``python -m ballast``."""
+
+from ballast.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The Ballast API: custom resources (``ballast.dev/v1alpha1``) and well-known keys."""
