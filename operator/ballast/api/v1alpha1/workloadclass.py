@@ -1,0 +1,368 @@
+"""WorkloadClass: a kind of AI work and everything it is entitled to."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from ballast.api.v1alpha1.common import ApiModel, LabelSelector, StatusBase
+
+Tier = Literal["Interactive", "Nearline", "Offline"]
+TIERS: tuple[Tier, ...] = ("Interactive", "Nearline", "Offline")
+
+# Non-overlapping bands: every Interactive class outranks every Nearline
+# class, which outranks every Offline class. Values stay far below the
+# 1e9 reserved for system-critical PriorityClasses.
+TIER_BASE: dict[str, int] = {"Offline": 100_000, "Nearline": 200_000, "Interactive": 300_000}
+PRIORITY_MAX = 99_999
+
+
+class Preemption(ApiModel):
+    """What the class may preempt, and how it is itself preempted."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.minRuntimeSeconds) || !has(self.preemptible) "
+                    "|| self.preemptible || self.minRuntimeSeconds == 0",
+                    "message": "minRuntimeSeconds only applies to a preemptible class; "
+                    "set preemptible: true or remove minRuntimeSeconds",
+                    "fieldPath": ".minRuntimeSeconds",
+                    "reason": "FieldValueInvalid",
+                }
+            ]
+        }
+    )
+
+    policy: Literal["Never", "LowerTier", "LowerPriority"] = Field(
+        default="Never",
+        description=(
+            "Which running pods this class may preempt when it needs room: Never; LowerTier "
+            "(only pods of lower tiers); LowerPriority (any pod of lower priority value, "
+            "including lower classes of the same tier). Offline classes must use Never."
+        ),
+    )
+    preemptible: bool = Field(
+        default=True,
+        description="Whether pods of this class may be preempted by higher classes.",
+    )
+    min_runtime_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=604_800,
+        description="A pod younger than this is never chosen as a victim.",
+    )
+    grace_period_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=86_400,
+        description=(
+            "Time between the checkpoint request and the eviction of a victim of this class."
+        ),
+    )
+    signal: Literal["CheckpointRequest", "None"] = Field(
+        default="CheckpointRequest",
+        description=(
+            "What a victim is told before eviction: CheckpointRequest annotates the pod with "
+            "ballast.dev/checkpoint-requested-at and emits an event; None evicts after the grace "
+            "period without notice."
+        ),
+    )
+
+
+class NodePool(ApiModel):
+    """The GPU nodes the class runs on and the capacity reserved for it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(self.reservedNodes == 0 && self.reservedGPUs == 0) || has(self.name)",
+                    "message": "reserving nodes or GPUs needs a pool name (nodePool.name)",
+                    "fieldPath": ".name",
+                    "reason": "FieldValueRequired",
+                }
+            ]
+        }
+    )
+
+    name: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
+        description=(
+            "Pool name: nodes in the pool carry the label ballast.dev/pool=<name>. Without a "
+            "name the class may run on any node that matches gpuProducts and minGPUMemoryMiB."
+        ),
+    )
+    gpu_products: list[str] | None = Field(
+        default=None,
+        max_length=32,
+        description=(
+            "Allowed GPU models, matched against the nvidia.com/gpu.product node label "
+            "(e.g. NVIDIA-H100-80GB-HBM3). Empty means any model."
+        ),
+    )
+    min_gpu_memory_mib: int = Field(
+        default=0,
+        ge=0,
+        le=1_048_576,
+        alias="minGPUMemoryMiB",
+        description="Minimum memory per GPU, in MiB (nvidia.com/gpu.memory label).",
+    )
+    reserved_nodes: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="Nodes labelled and tainted for this pool's exclusive use.",
+    )
+    reserved_gpus: int = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        alias="reservedGPUs",
+        description="GPUs of the pool held for this class even when idle.",
+    )
+    allow_borrowing: bool = Field(
+        default=True,
+        description=(
+            "Whether other classes may use idle reserved capacity; borrowers are preempted "
+            "when this class needs it back."
+        ),
+    )
+
+
+class Residency(ApiModel):
+    """Where the class's data may be processed."""
+
+    regions: list[str] | None = Field(
+        default=None,
+        description="Allowed values of the topology.kubernetes.io/region node label.",
+    )
+    zones: list[str] | None = Field(
+        default=None,
+        description="Allowed values of the topology.kubernetes.io/zone node label.",
+    )
+
+
+class PlacementWeights(ApiModel):
+    """Weights of the scoring terms, 0 disables a term."""
+
+    locality: int = Field(
+        default=3, ge=0, le=100, description="Data locality: cached models/datasets."
+    )
+    telemetry: int = Field(
+        default=1, ge=0, le=100, description="Live GPU telemetry: free memory, load, throttling."
+    )
+    packing: int = Field(
+        default=5, ge=0, le=100, description="Fragmentation-aware packing or spreading."
+    )
+
+
+class Placement(ApiModel):
+    """How the scheduler scores nodes for the class's pods."""
+
+    weights: PlacementWeights = Field(
+        default_factory=PlacementWeights, description="Weights of the scoring terms."
+    )
+    strategy: Literal["Pack", "Spread"] = Field(
+        default="Pack",
+        description=(
+            "Pack fills nodes while keeping free GPUs usable (fragmentation-aware); Spread "
+            "distributes replicas across nodes and zones (for interactive serving)."
+        ),
+    )
+    residency: Residency | None = Field(
+        default=None, description="Data-residency constraints: only matching nodes are used."
+    )
+
+
+class ScalingBehavior(ApiModel):
+    """Stabilisation windows of the generated HorizontalPodAutoscalers."""
+
+    scale_up_stabilization_seconds: int = Field(
+        default=0, ge=0, le=3600, description="Look-back window before scaling up."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        default=300, ge=0, le=3600, description="Look-back window before scaling down."
+    )
+
+
+class Scaling(ApiModel):
+    """Autoscaling targets for the class's Deployments and StatefulSets."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.minReplicas <= self.maxReplicas",
+                    "message": "minReplicas must not exceed maxReplicas",
+                    "fieldPath": ".minReplicas",
+                    "reason": "FieldValueInvalid",
+                },
+                {
+                    "rule": "has(self.targetGPUUtilizationPercent) || has(self.targetQueueDepth) "
+                    "|| has(self.targetLatencyP95Ms)",
+                    "message": "set at least one target: targetGPUUtilizationPercent, "
+                    "targetQueueDepth or targetLatencyP95Ms",
+                    "reason": "FieldValueRequired",
+                },
+            ]
+        }
+    )
+
+    min_replicas: int = Field(default=1, ge=0, le=10_000, description="Fewest replicas.")
+    max_replicas: int = Field(ge=1, le=10_000, description="Most replicas.")
+    target_gpu_utilization_percent: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        alias="targetGPUUtilizationPercent",
+        description="Average GPU utilisation to hold, from the node agent's NVML metrics.",
+    )
+    target_queue_depth: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Requests waiting per replica to hold."
+    )
+    target_latency_p95_ms: int | None = Field(
+        default=None, ge=1, le=3_600_000, description="p95 request latency to hold, in ms."
+    )
+    behavior: ScalingBehavior = Field(
+        default_factory=ScalingBehavior, description="Scaling stabilisation windows."
+    )
+
+
+class Batching(ApiModel):
+    """Micro-batching contract, given to serving pods as environment variables."""
+
+    max_batch_size: int = Field(
+        ge=1, le=4096, description="Most requests in one batch (BALLAST_MAX_BATCH_SIZE)."
+    )
+    max_queue_delay_ms: int = Field(
+        default=10,
+        ge=0,
+        le=60_000,
+        description="Longest a request waits for its batch to fill (BALLAST_MAX_QUEUE_DELAY_MS).",
+    )
+
+
+class Slo(ApiModel):
+    """Service-level objectives, reported against in status."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.latencyP95Ms) || !has(self.latencyP99Ms) "
+                    "|| self.latencyP95Ms <= self.latencyP99Ms",
+                    "message": "latencyP95Ms must not exceed latencyP99Ms",
+                    "fieldPath": ".latencyP95Ms",
+                    "reason": "FieldValueInvalid",
+                }
+            ]
+        }
+    )
+
+    latency_p95_ms: int | None = Field(default=None, ge=1, description="p95 latency objective, ms.")
+    latency_p99_ms: int | None = Field(default=None, ge=1, description="p99 latency objective, ms.")
+    queue_wait_p95_seconds: int | None = Field(
+        default=None, ge=0, description="p95 time from pod creation to start, seconds."
+    )
+
+
+class WorkloadClassSpec(ApiModel):
+    """The desired state of a WorkloadClass."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.tier != 'Offline' || !has(self.preemption) "
+                    "|| self.preemption.policy == 'Never'",
+                    "message": "an Offline class cannot preempt: set preemption.policy to Never",
+                    "fieldPath": ".preemption.policy",
+                    "reason": "FieldValueForbidden",
+                },
+                {
+                    "rule": "self.tier != 'Interactive' || !has(self.window)",
+                    "message": "an Interactive class serves users at any time and cannot be "
+                    "gated by a BatchWindow; remove window or use tier Nearline/Offline",
+                    "fieldPath": ".window",
+                    "reason": "FieldValueForbidden",
+                },
+            ]
+        }
+    )
+
+    tier: Tier = Field(
+        description=(
+            "Interactive (user-facing, latency-bound), Nearline (minutes) or Offline (batch). "
+            "Every Interactive class outranks every Nearline class, which outranks every "
+            "Offline class."
+        )
+    )
+    priority: int = Field(
+        default=0,
+        ge=0,
+        le=PRIORITY_MAX,
+        description="Priority within the tier (0-99999); higher runs first and may preempt lower.",
+    )
+    description: str | None = Field(
+        default=None, max_length=1024, description="Free text copied to the PriorityClass."
+    )
+    namespace_selector: LabelSelector | None = Field(
+        default=None,
+        description=(
+            "Pods labelled ballast.dev/class=<name> belong to the class; when set, only those in "
+            "namespaces matching this selector."
+        ),
+    )
+    preemption: Preemption = Field(
+        default_factory=Preemption, description="Preemption rules for and against this class."
+    )
+    node_pool: NodePool | None = Field(default=None, description="The GPU nodes the class runs on.")
+    placement: Placement = Field(
+        default_factory=Placement, description="How nodes are scored for this class's pods."
+    )
+    scaling: Scaling | None = Field(
+        default=None, description="HorizontalPodAutoscaler targets for the class's workloads."
+    )
+    batching: Batching | None = Field(default=None, description="Micro-batching contract.")
+    window: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+        description="Name of the BatchWindow during which pods of this class may start.",
+    )
+    slo: Slo | None = Field(default=None, description="Latency and queue-wait objectives.")
+    price_per_gpu_hour: dict[str, float] | None = Field(
+        default=None,
+        alias="pricePerGPUHour",
+        description="Price of one GPU-hour per GPU model (nvidia.com/gpu.product), for cost reports.",
+    )
+
+
+class WorkloadClassStatus(StatusBase):
+    """The observed state of a WorkloadClass."""
+
+    priority_class_name: str | None = Field(default=None, description="The PriorityClass produced.")
+    priority_value: int | None = Field(
+        default=None, description="Its value (tier band + priority)."
+    )
+    pending_pods: int | None = Field(
+        default=None, description="Pods of the class waiting to be placed."
+    )
+    running_pods: int | None = Field(default=None, description="Pods of the class bound to nodes.")
+
+
+class WorkloadClass(ApiModel):
+    """A kind of AI work (tier, priority, preemption, pool, scaling, batching, window, SLO)."""
+
+    spec: WorkloadClassSpec = Field(description="Desired state.")
+    status: WorkloadClassStatus | None = Field(default=None, description="Observed state.")
+
+
+def priority_value(tier: str, priority: int) -> int:
+    """The PriorityClass value of a class: its tier's band base plus its priority."""
+    return TIER_BASE[tier] + priority

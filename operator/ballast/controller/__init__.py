@@ -1,0 +1,1 @@
+"""The kopf operator: reconciles Ballast's custom resources into Kubernetes objects."""

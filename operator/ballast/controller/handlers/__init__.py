@@ -1,0 +1,8 @@
+"""kopf handlers, one module per watched kind; importing this package registers them."""
+
+from ballast.controller.handlers import (  # noqa: F401
+    batchwindow,
+    gpuquota,
+    priorityclass,
+    workloadclass,
+)

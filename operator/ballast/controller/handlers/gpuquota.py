@@ -1,0 +1,78 @@
+"""GPUQuota handlers: validate on change and re-check conflicts on a timer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from ballast.api.wellknown import GROUP, VERSION
+from ballast.controller import gpuquota as logic
+from ballast.controller.events import post
+
+GQ = (GROUP, VERSION, "gpuquotas")
+
+
+@kopf.index(*GQ)
+def gpuquota_index(name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> dict[str, Any]:
+    """name → spec and creation time (to report the later of two conflicting quotas)."""
+    return {name: {"spec": dict(spec), "created": meta.get("creationTimestamp", "")}}
+
+
+def _run(
+    body: kopf.Body,
+    name: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: Any,
+    gpuquota_index: kopf.Index[str, Any],
+) -> None:
+    mine = (meta.get("creationTimestamp", ""), name)
+    # Only older quotas count against this one: the first to claim a namespace keeps it.
+    others = {
+        n: e["spec"]
+        for n, entries in gpuquota_index.items()
+        for e in entries
+        if (e["created"], n) < mine
+    }
+    new_status, events = logic.quota_status(
+        name, spec, status, meta.get("generation"), others, memo.clock.now()
+    )
+    for type_, reason, message in events:
+        post(body, type_, reason, message)
+    if dict(status) | new_status != dict(status):
+        patch.status.update(new_status)
+
+
+@kopf.on.resume(*GQ)
+@kopf.on.create(*GQ)
+@kopf.on.update(*GQ)
+def gpuquota_reconcile(
+    body: kopf.Body,
+    name: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: Any,
+    **kwargs: Any,
+) -> None:
+    """Validate and report."""
+    _run(body, name, spec, status, meta, patch, memo, kwargs["gpuquota_index"])
+
+
+@kopf.timer(*GQ, interval=30, initial_delay=10, idle=5)
+def gpuquota_resync(
+    body: kopf.Body,
+    name: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: Any,
+    **kwargs: Any,
+) -> None:
+    """Re-check conflicts that appear or vanish when other quotas change."""
+    _run(body, name, spec, status, meta, patch, memo, kwargs["gpuquota_index"])

@@ -1,0 +1,92 @@
+"""WorkloadClass handlers: reconcile on change, on start, and on a resync timer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from ballast.api.wellknown import GROUP, VERSION
+from ballast.controller import workloadclass as logic
+from ballast.controller.builders import priority_class_name
+from ballast.controller.events import post
+
+WLC = (GROUP, VERSION, "workloadclasses")
+
+
+@kopf.index(*WLC)
+def workloadclass_index(
+    name: str, uid: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
+) -> dict[str, Any]:
+    """name → what drift repair needs to rebuild the PriorityClass without a GET."""
+    return {name: {"uid": uid, "spec": dict(spec), "deleting": bool(meta.get("deletionTimestamp"))}}
+
+
+def _run(
+    body: kopf.Body,
+    name: str,
+    uid: str,
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    patch: kopf.Patch,
+    memo: Any,
+    indexes: Mapping[str, Any],
+) -> None:
+    priorityclass_index: kopf.Index[str, Any] = indexes["priorityclass_index"]
+    batchwindow_index: kopf.Index[str, Any] = indexes["batchwindow_index"]
+    window = spec.get("window")
+    pcs: Any = priorityclass_index.get(priority_class_name(name), [])
+    outcome = logic.reconcile(
+        memo.kube,
+        name=name,
+        uid=uid,
+        generation=meta.get("generation"),
+        spec=spec,
+        old_status=status,
+        actual_pc=next(iter(pcs), None),
+        window_exists=None if not window else window in batchwindow_index,
+        now=memo.clock.now(),
+    )
+    for type_, reason, message in outcome.events:
+        post(body, type_, reason, message)
+    if dict(status) | outcome.status != dict(status):
+        patch.status.update(outcome.status)
+
+
+@kopf.on.resume(*WLC)
+@kopf.on.create(*WLC)
+@kopf.on.update(*WLC)
+def workloadclass_reconcile(
+    body: kopf.Body,
+    name: str,
+    uid: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    """Create/replace the PriorityClass and report status."""
+    _run(body, name, uid, spec, status, meta, patch, memo, kwargs)
+
+
+@kopf.timer(*WLC, interval=30, initial_delay=30, idle=5)
+def workloadclass_resync(
+    body: kopf.Body,
+    name: str,
+    uid: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    """Safety net: re-check drift and references (a window created later) from the indexes.
+
+    Idle classes cost no API call unless something differs.
+    """
+    _run(body, name, uid, spec, status, meta, patch, memo, kwargs)

@@ -1,0 +1,1 @@
+"""Kubernetes I/O shared by the operator, the scheduler and the tools."""
