@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from ballast.api.v1alpha1.workloadclass import PRIORITY_MAX, TIERS, WorkloadClassSpec, priority_value
+from ballast.api.v1alpha1.workloadclass import (
+    PRIORITY_MAX,
+    TIERS,
+    WorkloadClassSpec,
+    priority_value,
+)
 from ballast.controller.builders import build_priority_class, priority_class_drift
 from ballast.controller.conditions import Cond, merge_conditions, ready_from
 

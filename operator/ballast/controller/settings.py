@@ -18,6 +18,8 @@ from ballast.kube.raw import Kube
 ENV_KUBECONFIG = "KUBECONFIG"
 ENV_CLOCK_OFFSET = "BALLAST_CLOCK_OFFSET_SECONDS"
 ENV_RESYNC = "BALLAST_RESYNC_SECONDS"
+# Read at import: kopf timers take their interval at registration.
+RESYNC_SECONDS = float(os.environ.get(ENV_RESYNC, "30") or 30)
 
 
 @kopf.on.startup()
@@ -56,7 +58,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.kube = Kube.connect(os.environ.get(ENV_KUBECONFIG) or None)
     offset = float(os.environ.get(ENV_CLOCK_OFFSET, "0") or 0)
     memo.clock = SystemClock(dt.timedelta(seconds=offset))
-    memo.resync_seconds = float(os.environ.get(ENV_RESYNC, "30") or 30)
 
 
 @kopf.on.cleanup()

@@ -9,12 +9,14 @@ TLS and the connection pool; bodies are plain dicts decoded with orjson.
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -99,6 +101,7 @@ class Kube:
     def connect(cls, kubeconfig: str | None = None, *, qps_pool: int = 32) -> Kube:
         """From a kubeconfig path, ``$KUBECONFIG``/``~/.kube/config``, or in-cluster."""
         configuration = k8s.Configuration()
+        kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
         try:
             k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         except (k8s_config.ConfigException, FileNotFoundError, TypeError):
@@ -131,16 +134,27 @@ class Kube:
             )
         headers = {"Accept": "application/json"}
         self.api.update_params_for_auth(headers, None, ["BearerToken"], path, method, body)
+        payload: bytes | None = None
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
-            if not isinstance(body, (bytes, str)):
-                body = orjson.dumps(body).decode()
-        resp = self.api.rest_client.request(
-            method, url, headers=headers, body=body, _request_timeout=timeout
+            payload = body.encode() if isinstance(body, str) else body
+            if not isinstance(payload, bytes):
+                payload = orjson.dumps(body)
+        # Straight to urllib3: the generated REST layer re-serialises bodies by
+        # content type (and turns a JSON patch it does not recognise into a
+        # strategic merge patch), which is not what a raw client wants.
+        resp = self.api.rest_client.pool_manager.request(
+            method,
+            url,
+            body=payload,
+            headers=headers,
+            timeout=_timeout(timeout),
+            preload_content=False,
         )
         if stream and 200 <= resp.status < 300:
-            return resp.response
+            return resp
         data = resp.read()
+        resp.release_conn()
         try:
             decoded = orjson.loads(data) if data else None
         except orjson.JSONDecodeError:
@@ -250,6 +264,14 @@ class Kube:
                         yield event.get("type", ""), event.get("object") or {}
         finally:
             resp.release_conn()
+
+
+def _timeout(value: float | tuple[float, float] | None) -> urllib3.Timeout | None:
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return urllib3.Timeout(connect=value[0], read=value[1])
+    return urllib3.Timeout(total=value)
 
 
 def _q(value: Any) -> str:

@@ -17,6 +17,8 @@ from ballast.api.v1alpha1.common import ApiModel, StatusBase
 # operator with croniter and reported as a Ready=False condition.
 CRON_PATTERN = r"^\s*([0-9A-Za-z*?,/\-]+\s+){4}[0-9A-Za-z*?,/\-]+\s*$"
 DURATION_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+# Guarded by the pattern so that a malformed value gets one error, not two.
+_POSITIVE_DURATION = f"!self.matches('{DURATION_PATTERN}') || duration(self) > duration('0s')"
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -34,7 +36,7 @@ def _tz_rule() -> dict[str, str]:
         "message": "timeZone must be an IANA time zone name such as Europe/Berlin or "
         "America/New_York (see the tz database)",
         "fieldPath": ".timeZone",
-        "reason": "FieldValueNotSupported",
+        "reason": "FieldValueInvalid",
     }
 
 
@@ -58,7 +60,7 @@ class ExtraOpening(ApiModel):
         description="How long it stays open, e.g. 12h.",
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "duration(self) > duration('0s')", "message": "duration must be positive"}
+                {"rule": _POSITIVE_DURATION, "message": "duration must be positive"}
             ]
         },
     )
@@ -67,9 +69,7 @@ class ExtraOpening(ApiModel):
 class BatchWindowSpec(ApiModel):
     """The desired state of a BatchWindow."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"x-kubernetes-validations": [dict(_tz_rule())]}
-    )
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [dict(_tz_rule())]})
 
     schedule: str = Field(
         pattern=CRON_PATTERN,
@@ -90,7 +90,7 @@ class BatchWindowSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "duration(self) > duration('0s')",
+                    "rule": _POSITIVE_DURATION,
                     "message": "duration must be positive, e.g. 8h",
                 }
             ]

@@ -9,6 +9,7 @@ import kopf
 from ballast.api.wellknown import GROUP, VERSION
 from ballast.controller import gpuquota as logic
 from ballast.controller.events import post
+from ballast.controller.settings import RESYNC_SECONDS
 
 GQ = (GROUP, VERSION, "gpuquotas")
 
@@ -63,7 +64,7 @@ def gpuquota_reconcile(
     _run(body, name, spec, status, meta, patch, memo, kwargs["gpuquota_index"])
 
 
-@kopf.timer(*GQ, interval=30, initial_delay=10, idle=5)
+@kopf.timer(*GQ, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 def gpuquota_resync(
     body: kopf.Body,
     name: str,

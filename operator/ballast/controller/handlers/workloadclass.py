@@ -11,6 +11,7 @@ from ballast.api.wellknown import GROUP, VERSION
 from ballast.controller import workloadclass as logic
 from ballast.controller.builders import priority_class_name
 from ballast.controller.events import post
+from ballast.controller.settings import RESYNC_SECONDS
 
 WLC = (GROUP, VERSION, "workloadclasses")
 
@@ -73,7 +74,7 @@ def workloadclass_reconcile(
     _run(body, name, uid, spec, status, meta, patch, memo, kwargs)
 
 
-@kopf.timer(*WLC, interval=30, initial_delay=30, idle=5)
+@kopf.timer(*WLC, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 def workloadclass_resync(
     body: kopf.Body,
     name: str,

@@ -1,0 +1,203 @@
+"""Operator behaviour: conditions for what the schema cannot catch, drift, deletion, restart."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from typing import Any
+
+from kutil import condition, events_for, ready, wait_for
+
+from ballast.controller.batchwindow import schedule_from_spec
+from ballast.kube.raw import BATCHWINDOWS, GPUQUOTAS, PRIORITY_CLASSES, WORKLOADCLASSES, Kube
+from ballast.windows import state_at
+
+
+def uniq(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def wlc(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "ballast.dev/v1alpha1",
+        "kind": "WorkloadClass",
+        "metadata": {"name": name},
+        "spec": {"tier": "Nearline", **spec},
+    }
+
+
+def bw(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "ballast.dev/v1alpha1",
+        "kind": "BatchWindow",
+        "metadata": {"name": name},
+        "spec": {"schedule": "0 22 * * *", "duration": "8h", **spec},
+    }
+
+
+def pc_of(kube: Kube, name: str) -> dict[str, Any] | None:
+    return kube.get(PRIORITY_CLASSES.path(f"ballast-{name}"))
+
+
+def test_missing_window_reported_then_resolved(operator: object, kube: Kube) -> None:
+    cls, window = uniq("nightly"), uniq("win")
+    kube.create(WORKLOADCLASSES.path(), wlc(cls, tier="Offline", window=window))
+    obj = wait_for(lambda: ready(kube, WORKLOADCLASSES, cls, "False"), what="Ready=False")
+    assert condition(obj)["reason"] == "WindowNotFound"  # type: ignore[index]
+    assert window in condition(obj)["message"]  # type: ignore[index]
+    assert pc_of(kube, cls) is not None  # the PriorityClass does not wait for the window
+    kube.create(BATCHWINDOWS.path(), bw(window))
+    wait_for(lambda: ready(kube, WORKLOADCLASSES, cls), timeout=30, what="Ready once window exists")
+
+
+def test_schedule_problems_become_conditions_and_events(operator: object, kube: Kube) -> None:
+    cases = {
+        uniq("bad-minute"): ({"schedule": "61 * * * *"}, "InvalidSchedule"),
+        uniq("never-closes"): (
+            {"schedule": "0 * * * *", "duration": "2h"},
+            "DurationNotShorterThanPeriod",
+        ),
+    }
+    for name, (spec, _) in cases.items():
+        kube.create(BATCHWINDOWS.path(), bw(name, **spec))
+    for name, (_, reason) in cases.items():
+        obj = wait_for(lambda n=name: ready(kube, BATCHWINDOWS, n, "False"), what=f"{name} invalid")
+        assert condition(obj)["reason"] == reason  # type: ignore[index]
+        wait_for(
+            lambda n=name, r=reason: any(
+                e.get("reason") == r for e in events_for(kube, n, "BatchWindow")
+            ),
+            what=f"{reason} event",
+        )
+
+
+def test_quota_namespace_conflict(operator: object, kube: Kube) -> None:
+    ns = uniq("tenant")
+    first, second = uniq("quota-a"), uniq("quota-b")
+    spec = {"namespaces": [ns], "gpus": 4}
+    kube.create(
+        GPUQUOTAS.path(),
+        {
+            "apiVersion": "ballast.dev/v1alpha1",
+            "kind": "GPUQuota",
+            "metadata": {"name": first},
+            "spec": spec,
+        },
+    )
+    wait_for(lambda: ready(kube, GPUQUOTAS, first), what="first quota Ready")
+    kube.create(
+        GPUQUOTAS.path(),
+        {
+            "apiVersion": "ballast.dev/v1alpha1",
+            "kind": "GPUQuota",
+            "metadata": {"name": second},
+            "spec": spec,
+        },
+    )
+    obj = wait_for(lambda: ready(kube, GPUQUOTAS, second, "False"), what="conflict reported")
+    assert condition(obj)["reason"] == "NamespaceConflict"  # type: ignore[index]
+    assert first in condition(obj)["message"]  # type: ignore[index]
+    assert ready(kube, GPUQUOTAS, first)  # the first claim stands
+
+
+def test_batchwindow_status_matches_window_arithmetic(operator: object, kube: Kube) -> None:
+    name = uniq("berlin")
+    spec = {"schedule": "30 7 * * 1-5", "duration": "90m", "timeZone": "Europe/Berlin"}
+    kube.create(BATCHWINDOWS.path(), bw(name, **spec))
+    obj = wait_for(lambda: ready(kube, BATCHWINDOWS, name), what="window Ready")
+    now = dt.datetime.now(dt.UTC)
+    want = state_at(schedule_from_spec(obj["spec"], now), now)
+    status = obj["status"]
+    assert status["open"] is want.open
+    assert status["nextOpen"] == want.next_open.strftime("%Y-%m-%dT%H:%M:%SZ")  # type: ignore[union-attr]
+
+
+def test_window_status_flips_at_the_edge(operator: object, kube: Kube) -> None:
+    # Opens every minute for 20 s: an edge comes within 40 s whatever the time.
+    name = uniq("flicker")
+    kube.create(BATCHWINDOWS.path(), bw(name, schedule="* * * * *", duration="20s"))
+    first = wait_for(lambda: ready(kube, BATCHWINDOWS, name), what="window Ready")["status"]["open"]
+    wait_for(
+        lambda: (
+            (kube.get(BATCHWINDOWS.path(name)) or {}).get("status", {}).get("open") is (not first)
+        ),
+        timeout=45,
+        what="open to flip",
+    )
+    reason = "WindowClosed" if first else "WindowOpened"
+    wait_for(
+        lambda: any(e.get("reason") == reason for e in events_for(kube, name, "BatchWindow")),
+        what=reason,
+    )
+
+
+def test_drift_is_repaired(operator: object, kube: Kube) -> None:
+    name = uniq("drift")
+    kube.create(WORKLOADCLASSES.path(), wlc(name, priority=3))
+    wait_for(lambda: ready(kube, WORKLOADCLASSES, name), what="Ready")
+    path = PRIORITY_CLASSES.path(f"ballast-{name}")
+    kube.patch(
+        path, {"description": "edited by hand", "metadata": {"labels": {"ballast.dev/owner": None}}}
+    )
+    wait_for(
+        lambda: "managed by Ballast" in (kube.get(path) or {}).get("description", ""),
+        timeout=15,
+        what="description restored",
+    )
+    old_uid = kube.get(path)["metadata"]["uid"]  # type: ignore[index]
+    kube.delete(path)
+    restored = wait_for(
+        lambda: (pc := kube.get(path)) and pc["metadata"]["uid"] != old_uid and pc,
+        timeout=15,
+        what="recreated",
+    )
+    assert restored["value"] == 200_003
+
+
+def test_priority_change_replaces_priorityclass(operator: object, kube: Kube) -> None:
+    name = uniq("bump")
+    kube.create(WORKLOADCLASSES.path(), wlc(name, priority=1))
+    wait_for(lambda: ready(kube, WORKLOADCLASSES, name), what="Ready")
+    kube.patch(WORKLOADCLASSES.path(name), {"spec": {"priority": 9}})
+    wait_for(
+        lambda: (pc_of(kube, name) or {}).get("value") == 200_009, timeout=20, what="new value"
+    )
+    obj = wait_for(lambda: ready(kube, WORKLOADCLASSES, name), what="Ready after change")
+    assert obj["status"]["priorityValue"] == 200_009
+    wait_for(
+        lambda: any(
+            e.get("reason") == "PriorityClassReplaced"
+            for e in events_for(kube, name, "WorkloadClass")
+        ),
+        what="replace event",
+    )
+
+
+def test_deleting_class_removes_priorityclass(operator: object, kube: Kube) -> None:
+    name = uniq("gone")
+    kube.create(WORKLOADCLASSES.path(), wlc(name))
+    wait_for(lambda: pc_of(kube, name), what="PriorityClass")
+    kube.delete(WORKLOADCLASSES.path(name))
+    wait_for(lambda: pc_of(kube, name) is None, timeout=30, what="garbage collection")
+
+
+def test_restart_mid_reconciliation_converges(operator: Any, kube: Kube) -> None:
+    prefix = uniq("restart")
+    names = [f"{prefix}-{i}" for i in range(30)]
+    for i, n in enumerate(names):
+        kube.create(WORKLOADCLASSES.path(), wlc(n, priority=i))
+        if i == 10:
+            operator.kill()  # in the middle of the burst
+    time.sleep(1)
+    operator.start()
+    for n in names:
+        wait_for(lambda n=n: ready(kube, WORKLOADCLASSES, n), timeout=90, what=f"{n} Ready")
+    pcs = [
+        p
+        for p in kube.list(PRIORITY_CLASSES.path())["items"]
+        if p["metadata"]["name"].startswith(f"ballast-{prefix}")
+    ]
+    assert sorted(p["metadata"]["name"] for p in pcs) == sorted(f"ballast-{n}" for n in names)
+    for p in pcs:
+        assert len(p["metadata"]["ownerReferences"]) == 1
