@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,11 @@ def test_examples_apply_and_become_ready(operator: object, kubectl: Kubectl, kub
     kubectl("apply", "-f", str(ROOT / "examples"))
     for doc in docs:
         res, name = RESOURCES[doc["kind"]], doc["metadata"]["name"]
-        wait_for(lambda: ready(kube, res, name), timeout=60, what=f"{doc['kind']} {name} Ready")
+        wait_for(
+            lambda res=res, name=name: ready(kube, res, name),
+            timeout=60,
+            what=f"{doc['kind']} {name} Ready",
+        )
         if doc["kind"] == "WorkloadClass":
             pc = kube.get(PRIORITY_CLASSES.path(f"ballast-{name}"))
             assert pc is not None
@@ -53,8 +58,6 @@ def test_reapplying_changes_nothing(operator: object, kubectl: Kubectl, kube: Ku
                     "resourceVersion"
                 ]
         return out
-
-    import time
 
     time.sleep(4)  # let timers and any in-flight status writes settle
     before = versions()
