@@ -18,8 +18,10 @@ from ballast.kube.raw import Kube
 ENV_KUBECONFIG = "KUBECONFIG"
 ENV_CLOCK_OFFSET = "BALLAST_CLOCK_OFFSET_SECONDS"
 ENV_RESYNC = "BALLAST_RESYNC_SECONDS"
-# Read at import: kopf timers take their interval at registration.
-RESYNC_SECONDS = float(os.environ.get(ENV_RESYNC, "30") or 30)
+# Read at import: kopf timers take their interval at registration. The
+# resync is only a safety net (drift and references are event-driven), so it
+# is rare by default: every object's timer costs a task and a thread hop.
+RESYNC_SECONDS = float(os.environ.get(ENV_RESYNC, "300") or 300)
 
 
 @kopf.on.startup()

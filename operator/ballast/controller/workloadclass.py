@@ -18,7 +18,7 @@ from ballast.controller.builders import (
     priority_class_name,
 )
 from ballast.controller.conditions import Cond, merge_conditions, ready_from
-from ballast.kube.raw import PRIORITY_CLASSES, Kube, KubeError
+from ballast.kube.raw import BATCHWINDOWS, PRIORITY_CLASSES, WORKLOADCLASSES, Kube, KubeError
 from ballast.logs import kv
 
 log = logging.getLogger(__name__)
@@ -187,4 +187,46 @@ def _pc_ready(desired: Mapping[str, Any]) -> Cond:
     )
 
 
-__all__ = ["Outcome", "priority_class_name", "reconcile"]
+def reconcile_from_api(
+    kube: Kube,
+    name: str,
+    *,
+    actual_pc: dict[str, Any] | None,
+    now: dt.datetime,
+    window_exists: bool | None = None,
+) -> Outcome | None:
+    """Reconcile class ``name`` outside its own kopf handler (drift, window events).
+
+    Reads the class, reconciles, posts events and writes status when it
+    changed. ``window_exists`` None means "look it up". Returns None when the
+    class is gone or being deleted.
+    """
+    from ballast.controller.events import post
+
+    wlc = kube.get(WORKLOADCLASSES.path(name))
+    if wlc is None or wlc["metadata"].get("deletionTimestamp"):
+        return None
+    spec = wlc.get("spec") or {}
+    window = spec.get("window")
+    if window and window_exists is None:
+        window_exists = kube.get(BATCHWINDOWS.path(window)) is not None
+    outcome = reconcile(
+        kube,
+        name=name,
+        uid=wlc["metadata"]["uid"],
+        generation=wlc["metadata"].get("generation"),
+        spec=spec,
+        old_status=wlc.get("status"),
+        actual_pc=actual_pc,
+        window_exists=window_exists if window else None,
+        now=now,
+    )
+    for type_, reason, message in outcome.events:
+        post(wlc, type_, reason, message)
+    old = wlc.get("status") or {}
+    if old | outcome.status != old:
+        kube.patch(WORKLOADCLASSES.path(name, sub="status"), {"status": outcome.status})
+    return outcome
+
+
+__all__ = ["Outcome", "priority_class_name", "reconcile", "reconcile_from_api"]

@@ -10,6 +10,8 @@ import kopf
 
 from ballast.api.wellknown import GROUP, VERSION
 from ballast.controller import batchwindow as logic
+from ballast.controller import workloadclass as wlc
+from ballast.controller.builders import priority_class_name
 from ballast.controller.events import post
 from ballast.kube.raw import BATCHWINDOWS
 from ballast.logs import kv
@@ -22,6 +24,29 @@ log = logging.getLogger(__name__)
 def batchwindow_index(name: str, status: kopf.Status, **_: Any) -> dict[str, Any]:
     """name → whether it is open (WorkloadClasses check that their window exists)."""
     return {name: bool(status.get("open"))}
+
+
+@kopf.on.event(*BW)
+def batchwindow_dependents(type: str, name: str, memo: Any, **kwargs: Any) -> None:
+    """When a window appears or disappears, re-check the classes that name it."""
+    if type not in ("ADDED", "DELETED", None):
+        return
+    index: kopf.Index[str, Any] = kwargs["workloadclass_index"]
+    for class_name, entries in index.items():
+        for entry in entries:
+            if entry["spec"].get("window") == name and not entry["deleting"]:
+                wlc.reconcile_from_api(
+                    memo.kube,
+                    class_name,
+                    actual_pc=_pc(kwargs, class_name),
+                    window_exists=type != "DELETED",
+                    now=memo.clock.now(),
+                )
+
+
+def _pc(kwargs: dict[str, Any], class_name: str) -> dict[str, Any] | None:
+    pcs: Any = kwargs["priorityclass_index"].get(priority_class_name(class_name), [])
+    return next(iter(pcs), None)
 
 
 @kopf.daemon(*BW, cancellation_timeout=5)

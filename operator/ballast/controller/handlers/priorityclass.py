@@ -6,12 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
+from ballast.api.v1alpha1.workloadclass import WorkloadClassSpec
 from ballast.api.wellknown import LABEL_OWNER
 from ballast.controller import workloadclass as logic
-from ballast.controller.builders import PRIORITY_CLASS_PREFIX
-from ballast.controller.events import post
-from ballast.kube.raw import WORKLOADCLASSES
+from ballast.controller.builders import (
+    PRIORITY_CLASS_PREFIX,
+    build_priority_class,
+    priority_class_drift,
+)
 
 PC = ("scheduling.k8s.io", "v1", "priorityclasses")
 
@@ -51,19 +55,12 @@ def priorityclass_drift(
     if entry is None or entry["deleting"]:
         return  # no owner (or it is going away): nothing to restore
     actual = None if type == "DELETED" else dict(body)
-    wlc = memo.kube.get(WORKLOADCLASSES.path(class_name))
-    if wlc is None or wlc["metadata"]["uid"] != entry["uid"]:
-        return
-    outcome = logic.reconcile(
-        memo.kube,
-        name=class_name,
-        uid=entry["uid"],
-        generation=wlc["metadata"].get("generation"),
-        spec=wlc.get("spec", {}),
-        old_status=wlc.get("status"),
-        actual_pc=actual,
-        window_exists=None,
-        now=memo.clock.now(),
-    )
-    for type_, reason, message in outcome.events:
-        post(wlc, type_, reason, message)
+    try:
+        desired = build_priority_class(
+            class_name, entry["uid"], WorkloadClassSpec.model_validate(entry["spec"])
+        )
+    except ValidationError:
+        return  # the class handler reports an invalid spec
+    if priority_class_drift(desired, actual) is None:
+        return  # our own write echoing back, or an edit that changed nothing we own
+    logic.reconcile_from_api(memo.kube, class_name, actual_pc=actual, now=memo.clock.now())
