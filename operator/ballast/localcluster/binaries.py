@@ -1,0 +1,260 @@
+"""Build, key and find the control-plane binaries (etcd, kube-*, kubectl, kwok, helm).
+
+The binaries are built from the pinned Go wrapper modules in ``hack/`` by
+``hack/build.sh`` into ``<cache>/bin/<key>/``. The key is the Kubernetes
+version plus a short sha256 over everything that decides what gets built
+(``hack/**/{go.mod,go.sum,*.go}``, ``hack/build.sh`` and ``go version``), so a
+change to a pin or to the Go toolchain gives a new directory and an old one is
+never reused by mistake. A complete directory holds all of :data:`BINARIES`
+and a ``ballast-bins.json`` manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+
+from ballast.localcluster.errors import BuildError, GoMissingError, MissingBinariesError
+from ballast.localcluster.processes import tail
+from ballast.logs import kv
+
+log = logging.getLogger(__name__)
+
+BINARIES: tuple[str, ...] = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kwok",
+    "helm",
+)
+MANIFEST = "ballast-bins.json"
+ENV_CACHE = "BALLAST_CACHE"
+ENV_BIN_DIR = "BALLAST_BIN_DIR"
+ENV_HACK_DIR = "BALLAST_HACK_DIR"
+
+_K8S_REQUIRE = re.compile(r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\d+\.\d+\.\d+\S*)", re.M)
+_GO_DIRECTIVE = re.compile(r"^go\s+(\d+\.\d+(?:\.\d+)?)", re.M)
+
+
+def cache_dir() -> Path:
+    """``$BALLAST_CACHE``, or ``~/.cache/ballast``."""
+    return Path(os.environ.get(ENV_CACHE) or "~/.cache/ballast").expanduser()
+
+
+def hack_dir() -> Path:
+    """The repository's ``hack/`` folder (``$BALLAST_HACK_DIR`` overrides it)."""
+    env = os.environ.get(ENV_HACK_DIR)
+    # operator/ballast/localcluster/binaries.py -> the repository root is three levels up.
+    path = Path(env) if env else Path(__file__).resolve().parents[3] / "hack"
+    if not (path / "build.sh").is_file():
+        raise MissingBinariesError(
+            f"no hack/build.sh at {path}: run from a checkout of the Ballast repository, "
+            f"or set {ENV_HACK_DIR} to its hack/ folder (or {ENV_BIN_DIR} to built binaries)"
+        )
+    return path
+
+
+def kubernetes_version(hack: Path) -> str:
+    """The ``k8s.io/kubernetes`` version pinned in ``hack/k8s/go.mod`` (e.g. ``v1.34.4``)."""
+    match = _K8S_REQUIRE.search((hack / "k8s" / "go.mod").read_text())
+    if not match:
+        raise BuildError(f"no k8s.io/kubernetes requirement in {hack / 'k8s' / 'go.mod'}")
+    return match.group(1)
+
+
+def minimum_go(hack: Path) -> str:
+    """The highest ``go`` directive among the wrapper modules: the oldest Go that builds them."""
+    found = [_GO_DIRECTIVE.search(p.read_text()) for p in sorted(hack.glob("*/go.mod"))]
+    versions = [tuple(int(x) for x in m.group(1).split(".")) for m in found if m]
+    return ".".join(str(x) for x in max(versions)) if versions else "1.24"
+
+
+def hack_files(hack: Path) -> list[Path]:
+    """Every file whose content decides what the build produces, in a stable order."""
+    files = {hack / "build.sh"}
+    for pattern in ("go.mod", "go.sum", "*.go"):
+        files.update(hack.rglob(pattern))
+    return sorted(files, key=lambda p: p.relative_to(hack).as_posix())
+
+
+def hack_digest(hack: Path) -> str:
+    """sha256 (hex) over the relative paths and contents of :func:`hack_files`."""
+    h = hashlib.sha256()
+    for path in hack_files(hack):
+        h.update(path.relative_to(hack).as_posix().encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def go_version(hack: Path) -> str:
+    """The output of ``go version`` as the build will see it (local toolchain only)."""
+    go = shutil.which("go")
+    if go is None:
+        raise GoMissingError(
+            f"`go` is not on PATH. Building the control-plane binaries needs Go "
+            f">= {minimum_go(hack)} (https://go.dev/dl/); or point {ENV_BIN_DIR} at a folder "
+            f"that already holds {', '.join(BINARIES)}."
+        )
+    env = {**os.environ, "GOTOOLCHAIN": "local"}
+    out = subprocess.run(
+        [go, "version"], cwd=hack, env=env, capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise GoMissingError(f"`go version` failed: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def build_key(hack: Path, go: str | None = None) -> str:
+    """``<kubernetes version>-<12 hex of sha256(hack digest, go version)>``."""
+    go = go if go is not None else go_version(hack)
+    digest = hashlib.sha256(f"{hack_digest(hack)}\n{go}\n".encode()).hexdigest()[:12]
+    return f"{kubernetes_version(hack)}-{digest}"
+
+
+def missing_binaries(directory: Path) -> list[str]:
+    """The names of :data:`BINARIES` not present (as executables) in ``directory``."""
+    return [b for b in BINARIES if not os.access(directory / b, os.X_OK)]
+
+
+def _from_manifest(cache: Path, digest: str) -> Path | None:
+    """Without Go, the newest complete build of the same hack/ files (any Go version)."""
+    candidates: list[tuple[float, Path]] = []
+    for manifest in (cache / "bin").glob(f"*/{MANIFEST}"):
+        try:
+            doc = orjson.loads(manifest.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            continue
+        if doc.get("hackDigest") == digest and not missing_binaries(manifest.parent):
+            candidates.append((manifest.stat().st_mtime, manifest.parent))
+    return max(candidates)[1] if candidates else None
+
+
+def resolve_bin_dir(cache: Path | None = None) -> Path:
+    """The folder holding all :data:`BINARIES`, or an error that says how to get them.
+
+    ``$BALLAST_BIN_DIR`` wins. Otherwise the keyed cache folder; when ``go``
+    is missing, a cached build of the same ``hack/`` files is used instead.
+    """
+    env = os.environ.get(ENV_BIN_DIR)
+    if env:
+        directory = Path(env).expanduser()
+        missing = missing_binaries(directory)
+        if missing:
+            raise MissingBinariesError(
+                f"{ENV_BIN_DIR}={directory} lacks {', '.join(missing)}; "
+                f"unset it and run `ballast cluster build` (or `make bins`)"
+            )
+        return directory
+    cache = cache or cache_dir()
+    hack = hack_dir()
+    try:
+        directory = cache / "bin" / build_key(hack)
+    except GoMissingError:
+        found = _from_manifest(cache, hack_digest(hack))
+        if found is None:
+            raise
+        log.warning("go not found; using a cached build", extra=kv(bin_dir=found))
+        return found
+    missing = missing_binaries(directory)
+    if missing:
+        raise MissingBinariesError(
+            f"control-plane binaries not built ({', '.join(missing)} missing in {directory}): "
+            f"run `ballast cluster build` (or `make bins`); a cold build takes minutes, once"
+        )
+    return directory
+
+
+def _write_manifest(directory: Path, key: str, hack: Path, go: str, seconds: float) -> None:
+    doc = {
+        "key": key,
+        "kubernetesVersion": kubernetes_version(hack),
+        "hackDigest": hack_digest(hack),
+        "goVersion": go,
+        "builtAt": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "buildSeconds": round(seconds, 1),
+    }
+    (directory / MANIFEST).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+
+
+def _install(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final`` atomically, replacing an older ``final`` if any."""
+    old = final.with_name(f".old-{final.name}-{os.getpid()}")
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def adopt(source: Path, cache: Path | None = None, seconds: float = 0.0) -> Path:
+    """Move a folder built by ``hack/build.sh`` outside this module into its keyed place."""
+    hack = hack_dir()
+    go = go_version(hack)
+    key = build_key(hack, go)
+    missing = missing_binaries(source)
+    if missing:
+        raise MissingBinariesError(f"{source} lacks {', '.join(missing)}")
+    final = (cache or cache_dir()) / "bin" / key
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _write_manifest(source, key, hack, go, seconds)
+    _install(source, final)
+    log.info("adopted binaries", extra=kv(source=source, bin_dir=final))
+    return final
+
+
+def build(cache: Path | None = None, force: bool = False) -> Path:
+    """Build all :data:`BINARIES` into the keyed cache folder (reused when complete)."""
+    cache = cache or cache_dir()
+    hack = hack_dir()
+    go = go_version(hack)
+    key = build_key(hack, go)
+    final = cache / "bin" / key
+    if not force and not missing_binaries(final):
+        log.info("binaries cached", extra=kv(bin_dir=final))
+        return final
+    (cache / "logs").mkdir(parents=True, exist_ok=True)
+    log_path = cache / "logs" / f"build-{key}.log"
+    # Same filesystem as the final folder, so the closing rename is atomic.
+    tmp = cache / "bin" / f".build-{key}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    log.info("building binaries", extra=kv(key=key, log=log_path, go=go))
+    started = time.monotonic()
+    with log_path.open("w") as out:
+        proc = subprocess.Popen(
+            ["bash", str(hack / "build.sh"), str(tmp)],
+            cwd=hack,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+            if line.startswith("==>"):
+                log.info(line[3:].strip(), extra=kv(elapsed_s=round(time.monotonic() - started)))
+        rc = proc.wait()
+    seconds = time.monotonic() - started
+    missing = missing_binaries(tmp)
+    if rc != 0 or missing:
+        shutil.rmtree(tmp, ignore_errors=True)
+        why = f"exit status {rc}" if rc != 0 else f"{', '.join(missing)} not produced"
+        raise BuildError(
+            f"hack/build.sh failed ({why}); full log: {log_path}\n"
+            f"--- last lines of {log_path.name} ---\n{tail(log_path)}"
+        )
+    _write_manifest(tmp, key, hack, go, seconds)
+    _install(tmp, final)
+    log.info("binaries built", extra=kv(bin_dir=final, seconds=round(seconds)))
+    return final

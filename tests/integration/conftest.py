@@ -1,0 +1,136 @@
+"""Integration fixtures: one real local control plane per pytest session.
+
+``cluster`` starts a ``LocalCluster`` named ``pytest-<pid>`` (etcd,
+kube-apiserver, kube-controller-manager, kwok; no kube-scheduler unless a
+test starts it) and tears it down when the session ends. To iterate faster,
+reuse a running cluster instead: ``BALLAST_TEST_KUBECONFIG=$(ballast cluster
+up --name dev) pytest tests/integration``; it is left running afterwards.
+
+Every test under tests/integration is marked ``integration``. Missing
+control-plane binaries fail the session with the command that builds them:
+CI must never skip these tests silently.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from ballast.localcluster import ClusterError, LocalCluster, MissingBinariesError, NodeSpec, kube
+from ballast.localcluster.binaries import cache_dir, resolve_bin_dir
+from ballast.localcluster.nodes import profile_nodes
+from ballast.localcluster.processes import ProcessRef, is_alive
+
+ENV_KUBECONFIG = "BALLAST_TEST_KUBECONFIG"
+HERE = Path(__file__).resolve().parent
+GPU_FLEET_SIZE = 8
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def _local_cluster_of(kubeconfig: Path) -> LocalCluster | None:
+    """The LocalCluster that wrote ``kubeconfig`` (``<cache>/clusters/<name>/kubeconfig``)."""
+    state_dir = kubeconfig.resolve().parent
+    if not (state_dir / "state.json").exists():
+        return None
+    return LocalCluster(state_dir.name, state_dir.parent.parent)
+
+
+def _reap_stale_test_clusters() -> None:
+    """Stop clusters of earlier pytest sessions that were killed before their teardown."""
+    for name in LocalCluster.names():
+        match = re.fullmatch(r"pytest-(\d+)(-.*)?", name)
+        if match and not is_alive(ProcessRef(int(match.group(1)), 0)):
+            LocalCluster(name).down(purge=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster | None]:
+    """The session's LocalCluster (None when BALLAST_TEST_KUBECONFIG names a foreign cluster)."""
+    external = os.environ.get(ENV_KUBECONFIG)
+    if external:
+        yield _local_cluster_of(Path(external))
+        return
+    try:
+        resolve_bin_dir()
+    except (MissingBinariesError, ClusterError) as exc:
+        pytest.fail(f"control-plane binaries are not built: run `make bins`.\n{exc}", pytrace=False)
+    _reap_stale_test_clusters()
+    local = LocalCluster(f"pytest-{os.getpid()}", cache_dir())
+    try:
+        local.up()
+    except ClusterError as exc:
+        pytest.fail(f"local cluster did not start:\n{exc}", pytrace=False)
+    yield local
+    # Keep the component logs when something failed: they are the first thing to read.
+    local.down(purge=request.session.testsfailed == 0)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(cluster: LocalCluster | None) -> Path:
+    """Path of the admin kubeconfig of the cluster under test."""
+    external = os.environ.get(ENV_KUBECONFIG)
+    if external:
+        return Path(external)
+    assert cluster is not None
+    return cluster.kubeconfig
+
+
+@pytest.fixture(scope="session")
+def api_client(kubeconfig: Path) -> Iterator[client.ApiClient]:
+    """A kubernetes ApiClient for the cluster under test."""
+    api = kube.api_client(kubeconfig)
+    yield api
+    api.close()
+
+
+def _wait_default_service_account(core: client.CoreV1Api, namespace: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            core.read_namespaced_service_account("default", namespace)
+            return
+        except ApiException as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, api_client: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace for one test (its default ServiceAccount exists); deleted afterwards."""
+    core = client.CoreV1Api(api_client)
+    stem = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t-{stem}-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": name}})
+    _wait_default_service_account(core, name)
+    yield name
+    try:
+        core.delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+@pytest.fixture(scope="session")
+def gpu_nodes(api_client: client.ApiClient) -> Iterator[list[NodeSpec]]:
+    """A small mixed fleet of Ready fake GPU nodes (2 H100, 2 A100, 4 L4 nodes)."""
+    specs = profile_nodes("mixed", GPU_FLEET_SIZE, seed=0, prefix="pytest")
+    kube.create_nodes(api_client, specs)
+    names = [s.name for s in specs]
+    if not kube.wait_nodes_ready(api_client, names, timeout_s=120):
+        pytest.fail("kwok did not make the fake GPU nodes Ready within 120s", pytrace=False)
+    yield specs
+    kube.delete_nodes(api_client, names)
