@@ -23,14 +23,19 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from kutil import Kubectl
 
-from ballast.localcluster import ClusterError, LocalCluster, MissingBinariesError, NodeSpec, kube
+from ballast.kube.raw import Kube
+from ballast.localcluster import ClusterError, LocalCluster, MissingBinariesError, NodeSpec
+from ballast.localcluster import kube as lkube
+from ballast.localcluster.ballast_procs import BallastProcess
 from ballast.localcluster.binaries import cache_dir, resolve_bin_dir
 from ballast.localcluster.nodes import profile_nodes
 from ballast.localcluster.processes import ProcessRef, is_alive
 
 ENV_KUBECONFIG = "BALLAST_TEST_KUBECONFIG"
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 GPU_FLEET_SIZE = 8
 
 
@@ -91,7 +96,7 @@ def kubeconfig(cluster: LocalCluster | None) -> Path:
 @pytest.fixture(scope="session")
 def api_client(kubeconfig: Path) -> Iterator[client.ApiClient]:
     """A kubernetes ApiClient for the cluster under test."""
-    api = kube.api_client(kubeconfig)
+    api = lkube.api_client(kubeconfig)
     yield api
     api.close()
 
@@ -128,9 +133,60 @@ def namespace(request: pytest.FixtureRequest, api_client: client.ApiClient) -> I
 def gpu_nodes(api_client: client.ApiClient) -> Iterator[list[NodeSpec]]:
     """A small mixed fleet of Ready fake GPU nodes (2 H100, 2 A100, 4 L4 nodes)."""
     specs = profile_nodes("mixed", GPU_FLEET_SIZE, seed=0, prefix="pytest")
-    kube.create_nodes(api_client, specs)
+    lkube.create_nodes(api_client, specs)
     names = [s.name for s in specs]
-    if not kube.wait_nodes_ready(api_client, names, timeout_s=120):
+    if not lkube.wait_nodes_ready(api_client, names, timeout_s=120):
         pytest.fail("kwok did not make the fake GPU nodes Ready within 120s", pytrace=False)
     yield specs
-    kube.delete_nodes(api_client, names)
+    lkube.delete_nodes(api_client, names)
+
+
+@pytest.fixture(scope="session")
+def kube(kubeconfig: Path) -> Iterator[Kube]:
+    """A raw-JSON client on the test cluster."""
+    client = Kube.connect(str(kubeconfig))
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig: Path) -> Kubectl:
+    """kubectl bound to the test cluster."""
+    return Kubectl(resolve_bin_dir() / "kubectl", kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def crds(kubectl: Kubectl) -> None:
+    """Install the generated CRDs and wait until they are served."""
+    kubectl("apply", "-f", str(ROOT / "crds"))
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "-l",
+        "app.kubernetes.io/part-of=ballast",
+        "--timeout=60s",
+    )
+
+
+@pytest.fixture(scope="session")
+def operator(
+    crds: None, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BallastProcess]:
+    """The real operator process for the whole session."""
+    op = BallastProcess(
+        "operator",
+        ["operator"],
+        kubeconfig,
+        tmp_path_factory.mktemp("operator"),
+        # Resync every 3 s so that reference checks converge quickly in tests.
+        env={"BALLAST_RESYNC_SECONDS": "3"},
+    )
+    op.start()
+    time.sleep(1.0)
+    assert op.alive(), op.log_tail()
+    yield op
+    survived = op.alive()
+    op.stop()
+    # Bad input must never crash the operator: it is reported in conditions.
+    assert survived, f"the operator exited during the tests:\n{op.log_tail()}"
