@@ -190,3 +190,33 @@ def operator(
     op.stop()
     # Bad input must never crash the operator: it is reported in conditions.
     assert survived, f"the operator exited during the tests:\n{op.log_tail()}"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def scheduler(
+    crds: None, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BallastProcess]:
+    """The real scheduler process (schedulerName ``ballast``) for the whole session."""
+    port = _free_port()
+    proc = BallastProcess(
+        "scheduler",
+        ["scheduler", "--kube-api-qps", "0", "--metrics-port", str(port)],
+        kubeconfig,
+        tmp_path_factory.mktemp("scheduler"),
+    )
+    proc.metrics_port = port  # type: ignore[attr-defined]
+    proc.start()
+    time.sleep(1.0)
+    assert proc.alive(), proc.log_tail()
+    yield proc
+    survived = proc.alive()
+    proc.stop()
+    assert survived, f"the scheduler exited during the tests:\n{proc.log_tail()}"

@@ -1,0 +1,1 @@
+"""The live scheduler around the placement engine: watches, binds, evicts, explains."""

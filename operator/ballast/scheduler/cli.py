@@ -1,0 +1,139 @@
+"""``ballast scheduler``: run the scheduler (or its kube-scheduler extender)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+
+from ballast.clock import SystemClock
+from ballast.kube.raw import (
+    BATCHWINDOWS,
+    GPUQUOTAS,
+    NODES,
+    PDBS,
+    PODS,
+    WORKLOADCLASSES,
+    Kube,
+)
+from ballast.logs import kv
+from ballast.scheduler.actions import Actions
+from ballast.scheduler.core import Config, Scheduler
+from ballast.scheduler.informer import Event, Informer
+from ballast.scheduler.leader import LeaderElector
+from ballast.scheduler.metrics import SchedulerMetrics
+from ballast.scheduler.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``ballast scheduler``'s arguments."""
+    parser.add_argument("--kubeconfig", help="kubeconfig path (default: $KUBECONFIG, in-cluster)")
+    parser.add_argument("--scheduler-name", default="ballast", help="spec.schedulerName to serve")
+    parser.add_argument(
+        "--profile",
+        default="ballast",
+        help="placement policy (ballast, kube-default, fgd, best-fit)",
+    )
+    parser.add_argument(
+        "--kube-api-qps", type=float, default=50.0, help="client QPS (<= 0: unlimited)"
+    )
+    parser.add_argument("--kube-api-burst", type=int, default=100, help="client burst")
+    parser.add_argument("--workers", type=int, default=16, help="threads for API writes")
+    parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics here (0: off)")
+    parser.add_argument(
+        "--leader-elect", action="store_true", help="hold a Lease; only the holder schedules"
+    )
+    parser.add_argument("--lease-namespace", default="default")
+    parser.add_argument("--lease-name", default="ballast-scheduler")
+    parser.add_argument("--identity", default=f"{socket.gethostname()}-{os.getpid()}")
+    parser.add_argument(
+        "--extender",
+        action="store_true",
+        help="serve kube-scheduler's extender API instead of binding",
+    )
+    parser.add_argument("--extender-port", type=int, default=8888)
+    parser.add_argument("--extender-address", default="127.0.0.1")
+
+
+def build(args: argparse.Namespace) -> tuple[Scheduler, list[Informer], Kube]:
+    """Wire the client, the informers, the writers and the scheduler together."""
+    kube = Kube.connect(args.kubeconfig, qps_pool=max(32, args.workers * 2))
+    events: queue.Queue[Event] = queue.Queue()
+    clock = SystemClock()
+    metrics = SchedulerMetrics()
+    bucket = TokenBucket(args.kube_api_qps, args.kube_api_burst)
+    actions = Actions(
+        kube,
+        events,
+        bucket=bucket,
+        workers=args.workers,
+        scheduler_name=args.scheduler_name,
+        now=clock.now,
+    )
+    sched = Scheduler(
+        actions,
+        events,
+        clock,
+        Config(scheduler_name=args.scheduler_name, profile=args.profile),
+        metrics,
+    )
+    informers = [
+        Informer(kube, res, events)
+        for res in (NODES, WORKLOADCLASSES, GPUQUOTAS, BATCHWINDOWS, PDBS, PODS)
+    ]
+    return sched, informers, kube
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run until SIGTERM/SIGINT."""
+    sched, informers, kube = build(args)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.metrics_port:
+        sched.metrics.serve(args.metrics_port)
+    for inf in informers:
+        inf.start()
+    if args.extender:
+        from ballast.scheduler.extender import serve_extender
+
+        sched.leader = False  # the extender never binds; kube-scheduler does
+        server = serve_extender(sched, args.extender_address, args.extender_port)
+        log.info(
+            "extender serving", extra=kv(address=args.extender_address, port=args.extender_port)
+        )
+        while not stop.is_set():
+            sched.step(0.1)
+        server.shutdown()
+        return 0
+    elector = None
+    if args.leader_elect:
+        sched.leader = False
+        elector = LeaderElector(
+            kube, namespace=args.lease_namespace, name=args.lease_name, identity=args.identity, clock=sched.clock,
+            on_started=lambda: sched.metrics.leader.set(1), on_stopped=stop.set,
+        )  # fmt: skip
+        elector.start()
+    log.info(
+        "scheduler started",
+        extra=kv(name=args.scheduler_name, profile=args.profile, leader_elect=args.leader_elect),
+    )
+    while not stop.is_set():
+        if elector is not None:
+            sched.leader = elector.is_leader.is_set()
+        sched.step(0.05)
+    log.info("scheduler stopping")
+    if elector is not None:
+        elector.stop()
+        elector.release()
+    for inf in informers:
+        inf.stop()
+    sched.actions.shutdown()
+    kube.close()
+    return 0
