@@ -74,7 +74,10 @@ def wait_ready(kube: Kube, test: str, count: int, timeout: float = 30.0) -> None
         ready = [
             n
             for n in nodes
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in (n.get("status") or {}).get("conditions") or ())
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (n.get("status") or {}).get("conditions") or ()
+            )
         ]
         if len(ready) >= count:
             time.sleep(0.3)  # let the scheduler's watch catch up with the same state
@@ -115,7 +118,9 @@ def gpu_pod(
         "spec": {
             "schedulerName": scheduler,
             "nodeSelector": {"ballast.dev/test": test} if select_test else {},
-            "containers": [{"name": "main", "image": "registry.local/serve:1", "resources": resources}],
+            "containers": [
+                {"name": "main", "image": "registry.local/serve:1", "resources": resources}
+            ],
             "terminationGracePeriodSeconds": 0,
         },
     }
@@ -155,7 +160,12 @@ def pod_events(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
 def wlc(kube: Kube, name: str, **spec: Any) -> None:
     kube.create(
         "/apis/ballast.dev/v1alpha1/workloadclasses",
-        {"apiVersion": "ballast.dev/v1alpha1", "kind": "WorkloadClass", "metadata": {"name": name}, "spec": spec},
+        {
+            "apiVersion": "ballast.dev/v1alpha1",
+            "kind": "WorkloadClass",
+            "metadata": {"name": name},
+            "spec": spec,
+        },
     )
 
 

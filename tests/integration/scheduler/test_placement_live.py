@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from kutil import wait_for
 from sutil import (
     L4,
     gpu_node,
     gpu_pod,
-    new_test_id,
     node_of,
     pod_events,
     wait_ready,
@@ -20,15 +18,6 @@ from sutil import (
 
 from ballast.api import wellknown as wk
 from ballast.kube.raw import Kube
-
-
-@pytest.fixture
-def tid(kube: Kube) -> Any:
-    from sutil import delete_nodes
-
-    t = new_test_id()
-    yield t
-    delete_nodes(kube, t)
 
 
 def test_locality_decides_placement(scheduler: Any, kube: Kube, namespace: str, tid: str) -> None:
@@ -48,7 +37,12 @@ def test_locality_decides_placement(scheduler: Any, kube: Kube, namespace: str, 
 
 def test_pool_and_gpu_model_filter(scheduler: Any, kube: Kube, namespace: str, tid: str) -> None:
     cls = f"serving-{tid}"
-    wlc(kube, cls, tier="Interactive", nodePool={"name": "serving", "gpuProducts": ["NVIDIA-H100-80GB-HBM3"]})
+    wlc(
+        kube,
+        cls,
+        tier="Interactive",
+        nodePool={"name": "serving", "gpuProducts": ["NVIDIA-H100-80GB-HBM3"]},
+    )
     gpu_node(kube, f"pool-{tid}-l4", test=tid, gpu=L4, labels={wk.LABEL_POOL: "serving"})
     gpu_node(kube, f"pool-{tid}-free", test=tid)
     gpu_node(kube, f"pool-{tid}-h100", test=tid, labels={wk.LABEL_POOL: "serving"})
@@ -66,7 +60,10 @@ def test_residency(scheduler: Any, kube: Kube, namespace: str, tid: str) -> None
     for i in range(3):
         gpu_pod(kube, namespace, f"job-{i}", test=tid, cls=cls)
     for i in range(3):
-        assert wait_for(lambda i=i: node_of(kube, namespace, f"job-{i}"), what="bound") == f"res-{tid}-eu"
+        assert (
+            wait_for(lambda i=i: node_of(kube, namespace, f"job-{i}"), what="bound")
+            == f"res-{tid}-eu"
+        )
 
 
 def test_no_fit_waits_with_summary_then_places_when_node_added(
@@ -75,11 +72,16 @@ def test_no_fit_waits_with_summary_then_places_when_node_added(
     gpu_node(kube, f"fit-{tid}-a", test=tid, gpus=8)
     wait_ready(kube, tid, 1)
     gpu_pod(kube, namespace, "big", test=tid, gpus=16)
-    cond = wait_for(lambda: waiting_reason(kube, namespace, "big", "Unschedulable"), what="Unschedulable")
+    cond = wait_for(
+        lambda: waiting_reason(kube, namespace, "big", "Unschedulable"), what="Unschedulable"
+    )
     assert "0/1 nodes" in cond["message"], cond["message"]
     assert "GPU" in cond["message"]
     gpu_node(kube, f"fit-{tid}-b", test=tid, gpus=16)
-    assert wait_for(lambda: node_of(kube, namespace, "big"), timeout=30, what="bound") == f"fit-{tid}-b"
+    assert (
+        wait_for(lambda: node_of(kube, namespace, "big"), timeout=30, what="bound")
+        == f"fit-{tid}-b"
+    )
 
 
 def test_bad_input_is_reported_and_scheduler_survives(
@@ -88,23 +90,40 @@ def test_bad_input_is_reported_and_scheduler_survives(
     gpu_node(kube, f"bad-{tid}-garbage", test=tid, telemetry_raw="{not json")
     wait_ready(kube, tid, 1)
     gpu_pod(kube, namespace, "no-class", test=tid, cls=f"missing-{tid}")
-    gpu_pod(kube, namespace, "bad-share", test=tid, gpus=0, annotations={wk.ANNOTATION_GPU_MILLI: "lots"})
+    gpu_pod(
+        kube,
+        namespace,
+        "bad-share",
+        test=tid,
+        gpus=0,
+        annotations={wk.ANNOTATION_GPU_MILLI: "lots"},
+    )
     gpu_pod(kube, namespace, "impossible", test=tid, gpus=100)
     gpu_pod(kube, namespace, "fine", test=tid)
-    c = wait_for(lambda: waiting_reason(kube, namespace, "no-class", "UnknownClass"), what="UnknownClass")
+    c = wait_for(
+        lambda: waiting_reason(kube, namespace, "no-class", "UnknownClass"), what="UnknownClass"
+    )
     assert f"missing-{tid}" in c["message"]
-    c = wait_for(lambda: waiting_reason(kube, namespace, "bad-share", "InvalidRequest"), what="InvalidRequest")
+    c = wait_for(
+        lambda: waiting_reason(kube, namespace, "bad-share", "InvalidRequest"),
+        what="InvalidRequest",
+    )
     assert wk.ANNOTATION_GPU_MILLI in c["message"]
-    wait_for(lambda: waiting_reason(kube, namespace, "impossible", "Unschedulable"), what="Unschedulable")
+    wait_for(
+        lambda: waiting_reason(kube, namespace, "impossible", "Unschedulable"), what="Unschedulable"
+    )
     # A node whose telemetry is garbage is still usable (telemetry scores neutral).
     assert wait_for(lambda: node_of(kube, namespace, "fine"), what="bound") == f"bad-{tid}-garbage"
     node_events = kube.list(
-        "/apis/events.k8s.io/v1/namespaces/default/events", fieldSelector=f"regarding.name=bad-{tid}-garbage"
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        fieldSelector=f"regarding.name=bad-{tid}-garbage",
     )["items"]
     assert any(e["reason"] == "InvalidNodeData" for e in node_events)
     # Creating the missing class lets its pod go.
     wlc(kube, f"missing-{tid}", tier="Nearline")
-    assert wait_for(lambda: node_of(kube, namespace, "no-class"), timeout=30, what="bound after class")
+    assert wait_for(
+        lambda: node_of(kube, namespace, "no-class"), timeout=30, what="bound after class"
+    )
     assert scheduler.alive()
 
 
@@ -112,7 +131,9 @@ def test_share_pods_pack_onto_one_gpu(scheduler: Any, kube: Kube, namespace: str
     gpu_node(kube, f"share-{tid}", test=tid, gpus=2)
     wait_ready(kube, tid, 1)
     for i in range(4):
-        gpu_pod(kube, namespace, f"s{i}", test=tid, gpus=0, annotations={wk.ANNOTATION_GPU_MILLI: "250"})
+        gpu_pod(
+            kube, namespace, f"s{i}", test=tid, gpus=0, annotations={wk.ANNOTATION_GPU_MILLI: "250"}
+        )
     for i in range(4):
         wait_for(lambda i=i: node_of(kube, namespace, f"s{i}"), what="bound")
     ids = set()
