@@ -1,10 +1,11 @@
 """``ballast demo``: Ballast doing its job on the embedded local cluster.
 
 Starts (or reuses) the local control plane named ``demo``, creates a fleet of
-fake GPU nodes, installs the CRDs, runs the operator in the background,
-applies ``examples/``, waits for everything to become Ready and prints what
-a platform team would look at. The cluster and the operator keep running
-afterwards; ``ballast cluster down --name demo`` stops both.
+fake GPU nodes, installs the CRDs, runs the operator and the scheduler in the
+background, applies ``examples/``, waits for everything to become Ready and
+prints what a platform team would look at, including where each example pod
+went and why. The cluster and Ballast's processes keep running afterwards;
+``ballast cluster down --name demo`` stops all of them.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     operator = BallastProcess("operator", ["operator"], kubeconfig, cluster.layout.root)
     operator.start()
     print(f"==> operator running (pid {operator.pid}, log {operator.log_path})")
+    scheduler = BallastProcess("scheduler", ["scheduler"], kubeconfig, cluster.layout.root)
+    scheduler.start()
+    print(f"==> scheduler running (pid {scheduler.pid}, log {scheduler.log_path})")
     kubectl = str(resolve_bin_dir() / "kubectl")
     subprocess.run(
         [kubectl, "--kubeconfig", str(kubeconfig), "apply", "-f", str(args.examples)], check=True
@@ -100,15 +104,19 @@ def run(args: argparse.Namespace) -> int:
     print()
     _report(kube, docs)
     print()
+    _placements(kube, deadline=time.monotonic() + 30)
+    print()
     if pending:
         print(
             f"!! not reconciled within {args.timeout}s: {sorted(pending)}; see {operator.log_path}"
         )
     print(
-        f"The cluster and the operator keep running. Try:\n"
+        f"The cluster, the operator and the scheduler keep running. Try:\n"
         f"  export KUBECONFIG={kubeconfig}\n"
         f"  {kubectl} get workloadclasses,gpuquotas,batchwindows,priorityclasses\n"
         f"  {kubectl} explain workloadclass.spec.preemption\n"
+        f"  {kubectl} get pods -A -o wide\n"
+        f"  {kubectl} describe pod -n search -l app=chat\n"
         f"Stop everything with: make demo-down   (or: ballast cluster down --name {args.name})"
     )
     kube.close()
@@ -195,6 +203,51 @@ def _report(kube: Kube, docs: list[dict[str, Any]]) -> None:
             ]
         )
     print(_table(rows))
+
+
+def _placements(kube: Kube, deadline: float) -> None:
+    """Where each example pod went and why, or why it waits (from events and conditions)."""
+    pods: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        pods = [
+            p
+            for p in kube.list("/api/v1/pods", labelSelector="ballast.dev/class")["items"]
+            if (p.get("spec") or {}).get("schedulerName") == "ballast"
+        ]
+        settled = [p for p in pods if p["spec"].get("nodeName") or _waiting(p)]
+        if pods and len(settled) == len(pods):
+            break
+        time.sleep(0.5)
+    rows = [["POD", "CLASS", "NODE", "WHY"]]
+    for p in sorted(pods, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"])):
+        meta = p["metadata"]
+        name = f"{meta['namespace']}/{meta['name']}"
+        node = p["spec"].get("nodeName") or "(waiting)"
+        if p["spec"].get("nodeName"):
+            why = _scheduled_note(kube, meta["namespace"], meta["name"])
+        else:
+            c = _waiting(p) or {}
+            why = f"{c.get('reason', '?')}: {c.get('message', '')}"
+        rows.append([name, meta["labels"].get("ballast.dev/class", ""), node, why])
+    print(_table(rows))
+
+
+def _waiting(pod: dict[str, Any]) -> dict[str, Any] | None:
+    for c in (pod.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            return dict(c)
+    return None
+
+
+def _scheduled_note(kube: Kube, namespace: str, name: str) -> str:
+    items = kube.list(
+        f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", fieldSelector=f"regarding.name={name}"
+    )["items"]
+    notes = [e.get("note", "") for e in items if e.get("reason") == "Scheduled"]
+    if not notes:
+        return "bound"
+    # "assigned ns/pod to node (GPUs 0,1): score ... " -> keep the reasons part
+    return notes[-1].split(": ", 1)[-1]
 
 
 def _local(ts: str | None, obj: dict[str, Any]) -> str:

@@ -1,0 +1,321 @@
+"""Benchmark: Ballast's scheduler against kube-scheduler on the same local cluster.
+
+For each scheduler in turn, on a freshly recreated local control plane:
+create ``--nodes`` KWOK nodes of 8 GPUs, start the scheduler with the same
+client QPS and burst (``--qps``/``--burst``), create ``--pods`` single-GPU
+pods as fast as the client can, and time every pod from the moment its
+create call returned to the moment the watch shows it bound.
+
+``--mix`` replaces the uniform pods by a mix: 60% single-GPU pods of which
+half name a model cached on some nodes, 20% 2-GPU and 10% 4-GPU pods, and
+10% half-GPU shares (``ballast.dev/gpu-milli: 500``; kube-scheduler does not
+understand shares, so for it these pods ask for no GPU at all).
+
+Then, for Ballast only, the cluster is filled with Offline pods and
+``--interactive`` Interactive pods are created; their create-to-bound p99 is
+the latency of preemption under a full cluster (victim grace period 0).
+
+The last line is one JSON object. Goals (not a test): ratio >= 1.0,
+create-to-bound p99 under 1 s, Interactive p99 under 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+
+from ballast.api import wellknown as wk
+from ballast.kube.crds import ensure_crds
+from ballast.kube.raw import NAMESPACES, PODS, WORKLOADCLASSES, Kube
+from ballast.localcluster import kube as lk
+from ballast.localcluster.ballast_procs import BallastProcess
+from ballast.localcluster.cluster import LocalCluster
+from ballast.localcluster.nodes import profile_nodes
+
+NS = "bench"
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * len(s) + 0.5) - 1))]
+
+
+class BindWatch(threading.Thread):
+    """Records when each pod (by name) is first seen bound."""
+
+    def __init__(self, kube: Kube) -> None:
+        super().__init__(daemon=True)
+        self.kube = kube
+        self.bound: dict[str, float] = {}
+        self.deleted = 0
+        self.stop = False
+
+    def run(self) -> None:
+        rv = self.kube.list(PODS.path(namespace=NS), limit=1)["metadata"]["resourceVersion"]
+        while not self.stop:
+            for kind, obj in self.kube.watch(
+                PODS.path(namespace=NS), resource_version=rv, timeout_seconds=30
+            ):
+                if kind == "ERROR":
+                    rv = self.kube.list(PODS.path(namespace=NS), limit=1)["metadata"][
+                        "resourceVersion"
+                    ]
+                    break
+                rv = obj["metadata"]["resourceVersion"]
+                if kind == "DELETED":
+                    self.deleted += 1
+                elif (obj.get("spec") or {}).get("nodeName"):
+                    self.bound.setdefault(obj["metadata"]["name"], time.monotonic())
+                if self.stop:
+                    break
+
+
+def pod_body(
+    name: str, scheduler: str, kind: str, models: list[str], rng: random.Random, cls: str | None
+) -> dict[str, Any]:
+    ann: dict[str, str] = {}
+    gpus = 1
+    if kind == "multi2":
+        gpus = 2
+    elif kind == "multi4":
+        gpus = 4
+    elif kind == "share":
+        gpus = 0
+        ann[wk.ANNOTATION_GPU_MILLI] = "500"
+    elif kind == "model":
+        ann[wk.ANNOTATION_MODELS] = rng.choice(models)
+    res: dict[str, Any] = {"requests": {"cpu": "10m", "memory": "16Mi"}}
+    if gpus:
+        res["requests"][wk.GPU_RESOURCE] = str(gpus)
+        res["limits"] = {wk.GPU_RESOURCE: str(gpus)}
+    labels = {wk.LABEL_CLASS: cls} if cls else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "annotations": ann, "labels": labels},
+        "spec": {
+            "schedulerName": scheduler,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "c", "image": "registry.local/x:1", "resources": res}],
+        },
+    }
+
+
+def kinds_for(n: int, mix: bool, rng: random.Random) -> list[str]:
+    if not mix:
+        return ["single"] * n
+    table = ["single"] * 3 + ["model"] * 3 + ["multi2"] * 2 + ["multi4"] + ["share"]
+    return [rng.choice(table) for _ in range(n)]
+
+
+def create_pods(kube: Kube, bodies: list[dict[str, Any]], threads: int = 16) -> dict[str, float]:
+    created: dict[str, float] = {}
+
+    def one(body: dict[str, Any]) -> None:
+        kube.create(PODS.path(namespace=NS), body)
+        created[body["metadata"]["name"]] = time.monotonic()
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, bodies))
+    return created
+
+
+def run_one(args: argparse.Namespace, which: str) -> dict[str, Any]:
+    cluster = LocalCluster("bench-throughput")
+    cluster.down(purge=True)
+    kubeconfig = cluster.up()
+    kube = Kube.connect(str(kubeconfig), qps_pool=32)
+    api = lk.api_client(kubeconfig)
+    specs = profile_nodes("h100", args.nodes, seed=1, prefix="bench")
+    lk.create_nodes(api, specs)
+    lk.wait_nodes_ready(api, [s.name for s in specs], 300)
+    models = sorted({i.name for s in specs for i in s.cache.items if i.kind == "model"}) or ["none"]
+    kube.create(
+        NAMESPACES.path(), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
+    )
+    while not kube.get(f"/api/v1/namespaces/{NS}/serviceaccounts/default"):
+        time.sleep(0.2)
+    ensure_crds(kube)
+    proc = None
+    if which == "ballast":
+        proc = BallastProcess(
+            "bench-scheduler",
+            ["--log-level", "WARNING", "scheduler"]
+            + ["--kube-api-qps", str(args.qps), "--kube-api-burst", str(args.burst)],
+            kubeconfig,
+            cluster.layout.root,
+        )
+        proc.start()
+        time.sleep(2)
+        if not proc.alive():
+            raise SystemExit(f"the Ballast scheduler did not start:\n{proc.log_tail()}")
+        scheduler = "ballast"
+    else:
+        cluster.start_scheduler(config={"clientConnection": {"qps": args.qps, "burst": args.burst}})
+        scheduler = "default-scheduler"
+    time.sleep(3)  # informers list the nodes
+    rng = random.Random(7)
+    kinds = kinds_for(args.pods, args.mix, rng)
+    bodies = [pod_body(f"p-{i}", scheduler, k, models, rng, None) for i, k in enumerate(kinds)]
+    watch = BindWatch(kube)
+    watch.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    created = create_pods(kube, bodies)
+    capacity = args.nodes * 8
+    demand = {"single": 1, "model": 1, "multi2": 2, "multi4": 4, "share": 0.5}
+    placeable = 0
+    used = 0.0
+    for k in kinds:  # how many could ever bind (the cluster may be smaller than the burst)
+        d = demand[k] if which == "ballast" or k != "share" else 0
+        if used + d <= capacity:
+            used += d
+            placeable += 1
+    deadline = time.monotonic() + args.timeout
+    last_count, last_change = 0, time.monotonic()
+    while time.monotonic() < deadline:
+        n = len(watch.bound)
+        if n != last_count:
+            last_count, last_change = n, time.monotonic()
+        if n >= placeable or time.monotonic() - last_change > 20:
+            break
+        time.sleep(0.2)
+    bound = dict(watch.bound)
+    lat = [bound[n] - created[n] for n in bound if n in created]
+    first, last = t0, max(bound.values()) if bound else t0
+    result: dict[str, Any] = {
+        "bound": len(bound),
+        "pods_per_s": round(len(bound) / max(1e-9, last - first), 1),
+        "create_to_bound_p50_s": round(pct(lat, 50), 3),
+        "create_to_bound_p99_s": round(pct(lat, 99), 3),
+        "create_seconds": round(max(created.values()) - t0, 1),
+    }
+    if which == "ballast" and args.interactive:
+        result["interactive_bound_p99_s_under_full_cluster"] = interactive_probe(
+            args, kube, created, watch
+        )
+    if proc is not None:
+        result["scheduler_rss_mb"] = round(proc.rss_mb() or 0, 1)
+        proc.stop()
+    watch.stop = True
+    kube.close()
+    cluster.down(purge=True)
+    return result
+
+
+def interactive_probe(
+    args: argparse.Namespace, kube: Kube, created: dict[str, float], watch: BindWatch
+) -> float:
+    """Fill the cluster with Offline pods, then time Interactive pods through preemption."""
+    for name, tier, extra in (
+        ("bench-offline", "Offline", {"preemption": {"gracePeriodSeconds": 0}}),
+        (
+            "bench-chat",
+            "Interactive",
+            {"preemption": {"policy": "LowerTier", "preemptible": False}},
+        ),
+    ):
+        kube.create(
+            WORKLOADCLASSES.path(),
+            {
+                "apiVersion": "ballast.dev/v1alpha1",
+                "kind": "WorkloadClass",
+                "metadata": {"name": name},
+                "spec": {"tier": tier, **extra},
+            },
+        )
+    time.sleep(1)
+    # Delete the benchmark pods and refill with Offline ones up to full capacity.
+    kube.request("DELETE", PODS.path(namespace=NS), query={"gracePeriodSeconds": 0})
+    while kube.list(PODS.path(namespace=NS), limit=1)["items"]:
+        time.sleep(0.5)
+    rng = random.Random(3)
+    fill = [
+        pod_body(f"off-{i}", "ballast", "single", [], rng, "bench-offline")
+        for i in range(args.nodes * 8)
+    ]
+    create_pods(kube, fill)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline and sum(1 for n in watch.bound if n.startswith("off-")) < len(
+        fill
+    ):
+        time.sleep(0.5)
+    chat = [
+        pod_body(f"chat-{i}", "ballast", "single", [], rng, "bench-chat")
+        for i in range(args.interactive)
+    ]
+    made = {}
+    for body in chat:  # a steady trickle, as user-facing replicas arrive
+        kube.create(PODS.path(namespace=NS), body)
+        made[body["metadata"]["name"]] = time.monotonic()
+        time.sleep(0.1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(n in watch.bound for n in made):
+        time.sleep(0.2)
+    lat = [watch.bound[n] - t for n, t in made.items() if n in watch.bound]
+    missing = len(made) - len(lat)
+    lat += [60.0] * missing
+    return round(pct(lat, 99), 3)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--pods", type=int, default=10000)
+    parser.add_argument("--qps", type=float, default=1000.0, help="client QPS for both schedulers")
+    parser.add_argument("--burst", type=int, default=2000, help="client burst for both schedulers")
+    parser.add_argument("--mix", action="store_true")
+    parser.add_argument(
+        "--interactive",
+        type=int,
+        default=50,
+        help="Interactive pods for the full-cluster probe (0: skip)",
+    )
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--only", choices=["ballast", "kube-scheduler"])
+    args = parser.parse_args()
+    results = {}
+    for which in ("ballast", "kube-scheduler"):
+        if args.only and which != args.only:
+            continue
+        print(f"== {which}", file=sys.stderr)
+        results[which] = run_one(args, which)
+        print(f"   {results[which]}", file=sys.stderr)
+    b, k = results.get("ballast", {}), results.get("kube-scheduler", {})
+    out = {
+        "bench": "cluster_throughput",
+        "nodes": args.nodes,
+        "pods": args.pods,
+        "mix": args.mix,
+        "qps": args.qps,
+        "burst": args.burst,
+        "ballast_pods_per_s": b.get("pods_per_s"),
+        "kube_scheduler_pods_per_s": k.get("pods_per_s"),
+        "ratio": round(b["pods_per_s"] / k["pods_per_s"], 3) if b and k else None,
+        "ballast_bound": b.get("bound"),
+        "kube_scheduler_bound": k.get("bound"),
+        "ballast_create_to_bound_p50_s": b.get("create_to_bound_p50_s"),
+        "ballast_create_to_bound_p99_s": b.get("create_to_bound_p99_s"),
+        "kube_scheduler_create_to_bound_p99_s": k.get("create_to_bound_p99_s"),
+        "interactive_bound_p99_s_under_full_cluster": b.get(
+            "interactive_bound_p99_s_under_full_cluster"
+        ),
+        "ballast_scheduler_rss_mb": b.get("scheduler_rss_mb"),
+    }
+    print(orjson.dumps(out).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
