@@ -209,7 +209,10 @@ class Actions:
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
             # Named like client-go's recorder: <object>.<unique hex suffix>.
-            "metadata": {"name": f"{meta.get('name', 'obj')}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+            "metadata": {
+                "name": f"{meta.get('name', 'obj')}.{uuid.uuid4().hex[:16]}",
+                "namespace": namespace,
+            },
             "eventTime": _micro(now),
             "reportingController": CONTROLLER,
             "reportingInstance": self.instance[:128],

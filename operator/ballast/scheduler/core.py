@@ -33,6 +33,7 @@ from ballast.scheduler import mapping
 from ballast.scheduler.actions import RESULT, Actions
 from ballast.scheduler.informer import Event
 from ballast.scheduler.metrics import SchedulerMetrics
+from ballast.scheduler.sources import AnnotationSource, NodeDataSource
 from ballast.scheduler.status import status_writes
 from ballast.windows import InvalidWindow, WindowSchedule, state_at
 
@@ -70,13 +71,14 @@ class Scheduler:
 
     def __init__(
         self, actions: Actions, events: queue.Queue[Event], clock: Clock, config: Config,
-        metrics: SchedulerMetrics | None = None,
+        metrics: SchedulerMetrics | None = None, source: NodeDataSource | None = None,
     ) -> None:  # fmt: skip
         self.actions = actions
         self.events = events
         self.clock = clock
         self.config = config
         self.metrics = metrics or SchedulerMetrics()
+        self.source = source or AnnotationSource()
         self.snapshot = Snapshot()
         self.raw_pods: dict[str, dict[str, Any]] = {}  # uid -> latest object (ours and bound)
         self.node_pending: dict[str, list[dict[str, Any]]] = {}  # bound pods whose node is unknown
@@ -239,7 +241,7 @@ class Scheduler:
                     if raw is not None:
                         self.node_pending.setdefault(name, []).append(raw)
             return
-        mapped = mapping.node_info(node)
+        mapped = mapping.node_info(node, self.source)
         if mapped.problems:
             self._warn_node(node, mapped.problems)
         if name in self.snapshot:

@@ -31,8 +31,10 @@ from ballast.placement.objects import (
 )
 from ballast.placement.plugins import data_locality, fragmentation_gradient, gpu_telemetry, spread
 from ballast.placement.profiles import profile
+from ballast.scheduler.sources import AnnotationSource, NodeDataSource
 
 MILLI = 1000
+_ANNOTATIONS = AnnotationSource()
 _MAY_PREEMPT = {"Never": "never", "LowerTier": "lower-tier", "LowerPriority": "lower-priority"}
 # WorkloadClass weight terms → score plugins. A class weight scales the
 # plugin's weight in the ``ballast`` profile relative to the API default, so
@@ -171,11 +173,11 @@ def _taints(raw: Any) -> tuple[Taint, ...]:
     return tuple(out)
 
 
-def node_info(node: Mapping[str, Any]) -> Mapped:
-    """A Node as :class:`NodeInfo`; garbage annotations become problems and no data."""
+def node_info(node: Mapping[str, Any], source: NodeDataSource | None = None) -> Mapped:
+    """A Node as :class:`NodeInfo`; garbage telemetry or cache data become problems and no data."""
+    source = source or _ANNOTATIONS
     meta = node.get("metadata") or {}
     labels = dict(meta.get("labels") or {})
-    annotations = meta.get("annotations") or {}
     status = node.get("status") or {}
     alloc = status.get("allocatable") or status.get("capacity") or {}
     problems: list[str] = []
@@ -189,9 +191,9 @@ def node_info(node: Mapping[str, Any]) -> Mapped:
     except ValueError:
         gpu_mem = 0
         problems.append(f"label {wk.LABEL_GPU_MEMORY_MIB} is not an integer")
-    cache = wk.parse_cache_inventory(annotations.get(wk.ANNOTATION_CACHE))
-    telemetry = wk.parse_telemetry(annotations.get(wk.ANNOTATION_TELEMETRY))
-    problems += cache.problems + telemetry.problems
+    cache = source.cache(node)
+    telemetry = source.telemetry(node)
+    problems += (cache.problems if cache else []) + telemetry.problems
     ready = any(
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in status.get("conditions") or ()
@@ -207,7 +209,7 @@ def node_info(node: Mapping[str, Any]) -> Mapped:
         labels=labels,
         taints=_taints(spec.get("taints")),
         unschedulable=bool(spec.get("unschedulable")) or not ready,
-        cache=cache.value if annotations.get(wk.ANNOTATION_CACHE) else None,
+        cache=cache.value if cache else None,
         telemetry=telemetry.value if telemetry.value.gpus else None,
     )
     return Mapped(info, problems)

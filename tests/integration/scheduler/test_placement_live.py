@@ -141,3 +141,34 @@ def test_share_pods_pack_onto_one_gpu(scheduler: Any, kube: Kube, namespace: str
         p = kube.get(f"/api/v1/namespaces/{namespace}/pods/s{i}") or {}
         ids.add(p["metadata"]["annotations"]["ballast.dev/gpu-ids"])
     assert len(ids) == 1, f"four quarter-GPU pods should share one GPU, got {ids}"
+
+
+def test_metrics_endpoint(scheduler: Any, kube: Kube, namespace: str, tid: str) -> None:
+    import urllib.request
+
+    gpu_node(kube, f"metrics-{tid}", test=tid)
+    wait_ready(kube, tid, 1)
+    gpu_pod(kube, namespace, "counted", test=tid)
+    wait_for(lambda: node_of(kube, namespace, "counted"), what="bound")
+
+    def scrape() -> dict[str, float]:
+        text = (
+            urllib.request.urlopen(f"http://127.0.0.1:{scheduler.metrics_port}/metrics", timeout=5)
+            .read()
+            .decode()
+        )
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    series = wait_for(
+        lambda: (m := scrape()).get("ballast_scheduler_binds_total", 0) >= 1 and m,
+        what="binds counted",
+    )
+    assert series['ballast_scheduler_attempts_total{result="scheduled"}'] >= 1
+    assert series["ballast_scheduler_decision_seconds_count"] >= 1
+    assert 'ballast_scheduler_pending_pods{tier="Interactive"}' in series
+    assert "ballast_scheduler_pod_scheduling_seconds_count" in series

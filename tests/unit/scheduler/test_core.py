@@ -33,7 +33,9 @@ class RecordingActions:
     def bind(self, pod: dict[str, Any], node: str, annotations: dict[str, str]) -> None:
         self.binds.append((pod["metadata"]["name"], node, dict(annotations)))
 
-    def set_condition(self, pod: dict[str, Any], reason: str, message: str, nominated: str | None = None) -> None:
+    def set_condition(
+        self, pod: dict[str, Any], reason: str, message: str, nominated: str | None = None
+    ) -> None:
         self.conditions[pod["metadata"]["name"]] = (reason, message)
 
     def request_checkpoint(self, victim: dict[str, Any], annotation: str, message: str) -> None:
@@ -51,7 +53,10 @@ class RecordingActions:
 
 def node(name: str, gpus: int = 8) -> dict[str, Any]:
     return {
-        "metadata": {"name": name, "labels": {wk.LABEL_GPU_PRODUCT: "H100", wk.LABEL_GPU_MEMORY_MIB: "81559"}},
+        "metadata": {
+            "name": name,
+            "labels": {wk.LABEL_GPU_PRODUCT: "H100", wk.LABEL_GPU_MEMORY_MIB: "81559"},
+        },
         "status": {
             "allocatable": {"cpu": "192", "memory": "2048Gi", wk.GPU_RESOURCE: str(gpus)},
             "conditions": [{"type": "Ready", "status": "True"}],
@@ -59,7 +64,9 @@ def node(name: str, gpus: int = 8) -> dict[str, Any]:
     }
 
 
-def pod(name: str, gpus: int = 1, cls: str | None = None, node_name: str | None = None, ns: str = "team") -> dict[str, Any]:
+def pod(
+    name: str, gpus: int = 1, cls: str | None = None, node_name: str | None = None, ns: str = "team"
+) -> dict[str, Any]:
     labels = {wk.LABEL_CLASS: cls} if cls else {}
     spec: dict[str, Any] = {
         "schedulerName": "ballast",
@@ -68,7 +75,13 @@ def pod(name: str, gpus: int = 1, cls: str | None = None, node_name: str | None 
     if node_name:
         spec["nodeName"] = node_name
     return {
-        "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}", "labels": labels, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": f"uid-{name}",
+            "labels": labels,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
         "spec": spec,
         "status": {"phase": "Running" if node_name else "Pending"},
     }
@@ -78,7 +91,9 @@ def wlc(name: str, **spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": name}, "spec": spec}
 
 
-def make(*objects: tuple[str, dict[str, Any]]) -> tuple[Scheduler, RecordingActions, queue.Queue[Event]]:
+def make(
+    *objects: tuple[str, dict[str, Any]],
+) -> tuple[Scheduler, RecordingActions, queue.Queue[Event]]:
     q: queue.Queue[Event] = queue.Queue()
     actions = RecordingActions()
     clock = FakeClock(dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC))
@@ -106,7 +121,9 @@ def test_burst_never_double_allocates_before_binds_complete() -> None:
     assert len(actions.binds) == 8
     per_node_gpu = [(n, a[mapping_key]) for _, n, a in actions.binds for mapping_key in a]
     assert len(set(per_node_gpu)) == 8
-    waiting = {name for name, (reason, _) in actions.conditions.items() if reason == "Unschedulable"}
+    waiting = {
+        name for name, (reason, _) in actions.conditions.items() if reason == "Unschedulable"
+    }
     assert len(waiting) == 2
 
 
@@ -123,7 +140,9 @@ def test_failed_bind_is_forgotten_and_retried() -> None:
 
 
 def test_bound_pods_of_other_schedulers_are_counted() -> None:
-    s, actions, _ = make(("nodes", node("a", 2)), ("pods", pod("theirs", 2, node_name="a")), ("pods", pod("mine")))
+    s, actions, _ = make(
+        ("nodes", node("a", 2)), ("pods", pod("theirs", 2, node_name="a")), ("pods", pod("mine"))
+    )
     run(s)
     assert actions.binds == []
     assert actions.conditions["mine"][0] == "Unschedulable"

@@ -12,7 +12,11 @@ from ballast.scheduler import mapping
 
 def node(**kw: Any) -> dict[str, Any]:
     ann = kw.pop("annotations", {})
-    labels = {wk.LABEL_GPU_PRODUCT: "NVIDIA-H100-80GB-HBM3", wk.LABEL_GPU_MEMORY_MIB: "81559", **kw.pop("labels", {})}
+    labels = {
+        wk.LABEL_GPU_PRODUCT: "NVIDIA-H100-80GB-HBM3",
+        wk.LABEL_GPU_MEMORY_MIB: "81559",
+        **kw.pop("labels", {}),
+    }
     return {
         "metadata": {"name": kw.pop("name", "n1"), "labels": labels, "annotations": ann},
         "spec": kw.pop("spec", {}),
@@ -28,8 +32,18 @@ NODE_CASES = {
     "not ready is unschedulable": (node(ready="False"), 8, True, []),
     "cordoned": (node(spec={"unschedulable": True}), 8, True, []),
     "garbage gpu count": (node(gpus="eight"), 0, False, ["not an integer"]),
-    "garbage telemetry": (node(annotations={wk.ANNOTATION_TELEMETRY: "{oops"}), 8, False, ["not JSON"]),
-    "garbage cache": (node(annotations={wk.ANNOTATION_CACHE: "[1,2]"}), 8, False, ["expected an object"]),
+    "garbage telemetry": (
+        node(annotations={wk.ANNOTATION_TELEMETRY: "{oops"}),
+        8,
+        False,
+        ["not JSON"],
+    ),
+    "garbage cache": (
+        node(annotations={wk.ANNOTATION_CACHE: "[1,2]"}),
+        8,
+        False,
+        ["expected an object"],
+    ),
 }
 
 
@@ -50,7 +64,13 @@ def pod(gpus: str | None = "1", annotations: dict[str, str] | None = None) -> di
     if gpus is not None:
         res["limits"] = {wk.GPU_RESOURCE: gpus}
     return {
-        "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "annotations": annotations or {}, "labels": {}},
+        "metadata": {
+            "name": "p",
+            "namespace": "ns",
+            "uid": "u1",
+            "annotations": annotations or {},
+            "labels": {},
+        },
         "spec": {"containers": [{"name": "c", "resources": res}], "priority": 300_000},
     }
 
@@ -80,10 +100,25 @@ def test_engine_pod(case: str) -> None:
 
 
 def test_class_weights_scale_profile_defaults() -> None:
-    default = mapping.class_policy("a", {"tier": "Interactive", "placement": {"weights": {"locality": 3, "telemetry": 1, "packing": 5}}})
-    double = mapping.class_policy("b", {"tier": "Interactive", "placement": {"weights": {"locality": 6, "telemetry": 1, "packing": 5}}})
+    default = mapping.class_policy(
+        "a",
+        {
+            "tier": "Interactive",
+            "placement": {"weights": {"locality": 3, "telemetry": 1, "packing": 5}},
+        },
+    )
+    double = mapping.class_policy(
+        "b",
+        {
+            "tier": "Interactive",
+            "placement": {"weights": {"locality": 6, "telemetry": 1, "packing": 5}},
+        },
+    )
     assert double.placement.weights["DataLocality"] == 2 * default.placement.weights["DataLocality"]
-    assert default.placement.weights["FragmentationGradient"] == double.placement.weights["FragmentationGradient"]
+    assert (
+        default.placement.weights["FragmentationGradient"]
+        == double.placement.weights["FragmentationGradient"]
+    )
 
 
 def test_class_policy_fields() -> None:
@@ -93,7 +128,12 @@ def test_class_policy_fields() -> None:
             "tier": "Interactive",
             "priority": 7,
             "preemption": {"policy": "LowerTier", "preemptible": False, "gracePeriodSeconds": 5},
-            "nodePool": {"name": "serving", "gpuProducts": ["X"], "minGPUMemoryMiB": 100, "reservedNodes": 2},
+            "nodePool": {
+                "name": "serving",
+                "gpuProducts": ["X"],
+                "minGPUMemoryMiB": 100,
+                "reservedNodes": 2,
+            },
             "placement": {"strategy": "Spread", "residency": {"regions": ["eu"]}},
             "window": "w",
         },
