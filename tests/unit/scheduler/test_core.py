@@ -181,7 +181,7 @@ def test_preemption_waits_for_grace_then_evicts() -> None:
 
 
 def test_relist_drops_pods_that_vanished() -> None:
-    s, actions, q = make(("nodes", node("a", 1)), ("pods", pod("old", node_name="a")))
+    s, _actions, q = make(("nodes", node("a", 1)), ("pods", pod("old", node_name="a")))
     run(s)
     assert "uid-old" in s.snapshot.pods
     q.put(Event("pods", "RELIST", {}))
