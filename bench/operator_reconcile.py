@@ -27,9 +27,9 @@ from pathlib import Path
 import orjson
 
 from ballast.api.v1alpha1.workloadclass import priority_value
+from ballast.kube.crds import ensure_crds
 from ballast.kube.raw import PRIORITY_CLASSES, WORKLOADCLASSES, Kube
 from ballast.localcluster.ballast_procs import BallastProcess
-from ballast.localcluster.binaries import resolve_bin_dir
 from ballast.localcluster.cluster import LocalCluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,18 +42,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def install_crds(kubeconfig: Path) -> None:
-    import subprocess
-
-    kubectl = str(resolve_bin_dir() / "kubectl")
-    subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), "apply", "-f", str(ROOT / "crds")], check=True, capture_output=True)
-    subprocess.run(
-        [kubectl, "--kubeconfig", str(kubeconfig), "wait", "--for=condition=Established", "crd", "-l", "app.kubernetes.io/part-of=ballast", "--timeout=60s"],
-        check=True,
-        capture_output=True,
-    )
-
-
 def count_ready(kube: Kube, prefix: str) -> int:
     n = 0
     for item in kube.list(WORKLOADCLASSES.path())["items"]:
@@ -61,7 +49,11 @@ def count_ready(kube: Kube, prefix: str) -> int:
             continue
         gen = item["metadata"].get("generation")
         for c in (item.get("status") or {}).get("conditions") or ():
-            if c["type"] == "Ready" and c["status"] == "True" and c.get("observedGeneration") == gen:
+            if (
+                c["type"] == "Ready"
+                and c["status"] == "True"
+                and c.get("observedGeneration") == gen
+            ):
                 n += 1
     return n
 
@@ -79,14 +71,18 @@ class PriorityWatch(threading.Thread):
     def run(self) -> None:
         rv = self.kube.list(PRIORITY_CLASSES.path())["metadata"]["resourceVersion"]
         while not self.stop:
-            for kind, obj in self.kube.watch(PRIORITY_CLASSES.path(), resource_version=rv, timeout_seconds=60):
+            for kind, obj in self.kube.watch(
+                PRIORITY_CLASSES.path(), resource_version=rv, timeout_seconds=60
+            ):
                 if kind == "ERROR":
                     rv = self.kube.list(PRIORITY_CLASSES.path())["metadata"]["resourceVersion"]
                     break
                 rv = obj["metadata"]["resourceVersion"]
                 if kind in ("ADDED", "MODIFIED"):
                     with self.cond:
-                        self.seen.setdefault((obj["metadata"]["name"], obj["value"]), time.monotonic())
+                        self.seen.setdefault(
+                            (obj["metadata"]["name"], obj["value"]), time.monotonic()
+                        )
                         self.cond.notify_all()
 
     def wait(self, name: str, value: int, timeout: float) -> float | None:
@@ -101,10 +97,14 @@ class PriorityWatch(threading.Thread):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--classes", type=int, default=500)
     parser.add_argument("--changes", type=int, default=50, help="priority changes to time")
-    parser.add_argument("--kubeconfig", type=Path, help="reuse a running cluster (it must have no operator running)")
+    parser.add_argument(
+        "--kubeconfig", type=Path, help="reuse a running cluster (it must have no operator running)"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the bench cluster running")
     args = parser.parse_args()
 
@@ -117,7 +117,7 @@ def main() -> int:
         kubeconfig = cluster.up()
         state_dir = cluster.layout.root
     kube = Kube.connect(str(kubeconfig), qps_pool=16)
-    install_crds(kubeconfig)
+    ensure_crds(kube)
     operator = BallastProcess("bench-operator", ["operator"], kubeconfig, state_dir)
     operator.start()
     prefix = f"bench-{int(time.time())}"

@@ -241,9 +241,10 @@ def _waiting(pod: dict[str, Any]) -> dict[str, Any] | None:
 
 def _scheduled_note(kube: Kube, namespace: str, name: str) -> str:
     items = kube.list(
-        f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", fieldSelector=f"regarding.name={name}"
+        f"/apis/events.k8s.io/v1/namespaces/{namespace}/events",
+        fieldSelector=f"regarding.name={name}",
     )["items"]
-    notes = [e.get("note", "") for e in items if e.get("reason") == "Scheduled"]
+    notes = [str(e.get("note", "")) for e in items if e.get("reason") == "Scheduled"]
     if not notes:
         return "bound"
     # "assigned ns/pod to node (GPUs 0,1): score ... " -> keep the reasons part

@@ -29,7 +29,13 @@ from ballast.placement.objects import (
     Taint,
     Toleration,
 )
-from ballast.placement.plugins import data_locality, fragmentation_gradient, gpu_telemetry, spread
+from ballast.placement.plugins import (
+    data_locality,
+    fragmentation_gradient,
+    gpu_scarcity,
+    gpu_telemetry,
+    spread,
+)
 from ballast.placement.profiles import profile
 from ballast.scheduler.sources import AnnotationSource, NodeDataSource
 
@@ -42,7 +48,7 @@ _MAY_PREEMPT = {"Never": "never", "LowerTier": "lower-tier", "LowerPriority": "l
 WEIGHT_PLUGINS = {
     "locality": (data_locality.NAME,),
     "telemetry": (gpu_telemetry.NAME,),
-    "packing": (fragmentation_gradient.NAME, spread.NAME),
+    "packing": (fragmentation_gradient.NAME, gpu_scarcity.NAME, spread.NAME),
 }
 _API_DEFAULT_WEIGHTS = PlacementWeights().model_dump()
 _PROFILE_WEIGHTS = {r.name: r.weight for r in profile("ballast").scores}

@@ -1,0 +1,201 @@
+"""Preemption planning: the cheapest set of pods on one node whose eviction lets a pod fit.
+
+Only nodes the filters rejected for lack of resources are considered (a node
+outside the pod's pool stays outside however many pods leave it). A victim
+must be preemptible, past its class's minimum runtime, allowed by the
+preemptor's class (``lower-tier``: a lower tier band; ``lower-priority``: a
+lower (tier, priority) rank; ``never``: nothing), or be capacity it borrowed
+from the preemptor's cohort or pool, and its eviction must fit every
+PodDisruptionBudget. On each node all eligible pods are removed, then as many
+as possible are put back, most important first (kube-scheduler's reprieve).
+Between nodes the plan with the least important victims wins, then the
+fewest, then the youngest (least run time lost).
+
+The planner only plans: it returns victims and a nominated node and never
+evicts anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ballast.api.wellknown import LABEL_POOL
+from ballast.placement.admission import QuotaSet
+from ballast.placement.engine import Engine
+from ballast.placement.framework import CycleState
+from ballast.placement.objects import (
+    DEFAULT_CLASS,
+    MILLI,
+    TIER_RANK,
+    ClassPolicy,
+    DisruptionBudget,
+    Pod,
+)
+from ballast.placement.queue import rank
+from ballast.placement.snapshot import Placement, Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class PreemptionPlan:
+    """Victims to evict and the node to nominate once they are gone."""
+
+    pod: str
+    node: str
+    victims: tuple[Placement, ...]
+
+    def message(self) -> str:
+        """One line for an event."""
+        names = ", ".join(f"{v.namespace}/{v.name}" for v in self.victims)
+        return f"preempting {len(self.victims)} pod(s) on {self.node} for {self.pod}: {names}"
+
+
+def may_preempt(
+    preemptor: ClassPolicy,
+    pod: Pod,
+    victim: Placement,
+    victim_cls: ClassPolicy,
+    *,
+    reclaim: bool = False,
+) -> bool:
+    """Whether ``pod`` (of class ``preemptor``) may evict ``victim`` at all.
+
+    ``reclaim`` is true when ``victim`` holds capacity borrowed from the
+    preemptor (cohort quota or its reserved pool); a lender may take that back
+    from pods of its own tier or below even when its class may not preempt.
+    Minimum runtime and disruption budgets are checked separately.
+    """
+    if not victim_cls.preemption.preemptible:
+        return False
+    if reclaim and TIER_RANK[victim.tier] <= TIER_RANK[preemptor.tier]:
+        return True
+    rule = preemptor.preemption.may_preempt
+    if rule == "lower-tier":
+        return TIER_RANK[victim.tier] < TIER_RANK[preemptor.tier]
+    if rule == "lower-priority":
+        return rank(victim_cls, victim.priority) < rank(preemptor, pod.priority)
+    return False
+
+
+def _fits(state: CycleState, row: int, freed: Sequence[Placement]) -> bool:
+    snap, pod = state.snapshot, state.pod
+    free = state.free[row].copy()
+    cpu = int(snap.cpu_free[row])
+    mem = int(snap.mem_free[row])
+    for v in freed:
+        for g in v.gpus:
+            if not snap.gpu_sick[row, g] or not state.fresh[row]:
+                free[g] += v.milli_per_gpu
+        cpu += v.cpu_milli
+        mem += v.memory_mib
+    if pod.cpu_milli > cpu or pod.memory_mib > mem:
+        return False
+    if pod.gpus:
+        return int(np.count_nonzero(free >= MILLI)) >= pod.gpus
+    if pod.gpu_milli:
+        return int(free.max()) >= pod.gpu_milli
+    return True
+
+
+def _lent_by_cohort(v: Placement, pod: Pod, cohort: str, quotas: QuotaSet | None) -> bool:
+    """Whether ``v`` runs on quota its tenant borrowed from ``pod``'s cohort."""
+    if not (quotas and v.borrowed and cohort and v.tenant_key != pod.tenant_key):
+        return False
+    vq = quotas.get(v.tenant_key)
+    return vq is not None and vq.cohort == cohort
+
+
+def _budget_ok(victims: Sequence[Placement], budgets: Sequence[DisruptionBudget]) -> bool:
+    for b in budgets:
+        hit = sum(1 for v in victims if b.matches(v.namespace, v.labels))
+        if hit > b.disruptions_allowed:
+            return False
+    return True
+
+
+def plan_preemption(
+    engine: Engine,
+    snapshot: Snapshot,
+    pod: Pod,
+    *,
+    now: float,
+    budgets: Sequence[DisruptionBudget] = (),
+    quotas: QuotaSet | None = None,
+    seed: int = 0,
+    nodes: Collection[str] | None = None,
+) -> PreemptionPlan | None:
+    """Plan the cheapest preemption for ``pod``; None when it fits already or nothing helps.
+
+    With ``nodes``, only those nodes are considered and a plan is made even
+    though the pod fits elsewhere: this is how a class that opts in
+    (``PreemptionPolicy.for_locality``) makes room next to its cached data
+    instead of starting cold (see :func:`warm_nodes`).
+    """
+    state = engine.cycle(snapshot, pod, now, seed)
+    filtered = engine.filter(state)
+    candidates = filtered.resolvable
+    if nodes is not None:
+        wanted = np.array(sorted(snapshot.row(n) for n in nodes if n in snapshot), dtype=np.int64)
+        candidates = candidates[np.isin(candidates, wanted)]
+    elif filtered.feasible.shape[0]:
+        return None
+    cls = state.cls
+    classes = engine.classes
+    quota = quotas.get(pod.tenant_key) if quotas else None
+    cohort = quota.cohort if quota else ""
+    within_nominal = quota is not None and (
+        snapshot.tenant_usage(pod.tenant_key).total_milli + pod.demand_milli <= quota.nominal_milli
+    )
+    pool_col = snapshot.labels.column(LABEL_POOL)
+    pool_id = snapshot.labels.value_id(LABEL_POOL, cls.pool.name) if cls.pool.name else -3
+    best: tuple[tuple[object, ...], PreemptionPlan] | None = None
+    for row in candidates.tolist():
+        in_pool = cls.pool.reserved and pool_col is not None and int(pool_col[row]) == pool_id
+        eligible: list[tuple[tuple[object, ...], Placement]] = []
+        for v in snapshot.row_pods[row].values():
+            vcls = classes.get(v.class_name, DEFAULT_CLASS)
+            if now - v.start_time < vcls.preemption.min_runtime_s:
+                continue
+            reclaim = (within_nominal and _lent_by_cohort(v, pod, cohort, quotas)) or (
+                in_pool and vcls.pool.name != cls.pool.name
+            )
+            if not may_preempt(cls, pod, v, vcls, reclaim=reclaim):
+                continue
+            if any(
+                b.matches(v.namespace, v.labels) and b.disruptions_allowed <= 0 for b in budgets
+            ):
+                continue
+            # Cheapest first: lowest rank, then youngest (latest start).
+            eligible.append(((rank(vcls, v.priority), -v.start_time, v.uid), v))
+        if not eligible or not _fits(state, row, [v for _, v in eligible]):
+            continue
+        eligible.sort(key=lambda e: e[0])
+        victims = [v for _, v in eligible]
+        # Reprieve: put back the most important victims first while the pod still fits.
+        for _, v in reversed(eligible):
+            trial = [x for x in victims if x is not v]
+            if _fits(state, row, trial):
+                victims = trial
+        if not _budget_ok(victims, budgets):
+            continue
+        worst = max(rank(classes.get(v.class_name, DEFAULT_CLASS), v.priority) for v in victims)
+        lost = sum(now - v.start_time for v in victims)
+        key = (worst, len(victims), lost, snapshot.names[row])
+        if best is None or key < best[0]:
+            plan = PreemptionPlan(pod.key, snapshot.names[row], tuple(victims))
+            best = (key, plan)
+    return best[1] if best else None
+
+
+def warm_nodes(snapshot: Snapshot, pod: Pod) -> list[str]:
+    """Nodes that cache every model and dataset ``pod`` loads (empty when it loads none)."""
+    keys = pod.item_keys
+    if not keys:
+        return []
+    rows: set[int] | None = None
+    for key in keys:
+        held = set(snapshot.caches.holders(key).tolist())
+        rows = held if rows is None else rows & held
+    return [snapshot.names[r] for r in sorted(rows or ())]
