@@ -67,6 +67,13 @@ class BindWatch(threading.Thread):
         self.stop = False
 
     def run(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            if not self.stop:  # the cluster going down at the end is expected
+                raise
+
+    def _run(self) -> None:
         rv = self.kube.list(PODS.path(namespace=NS), limit=1)["metadata"]["resourceVersion"]
         while not self.stop:
             for kind, obj in self.kube.watch(
@@ -255,9 +262,7 @@ def run_one(args: argparse.Namespace, which: str) -> dict[str, Any]:
     return result
 
 
-def interactive_probe(
-    args: argparse.Namespace, kube: Kube, created: dict[str, float], watch: BindWatch
-) -> float:
+def interactive_probe(args: argparse.Namespace, kube: Kube, watch: BindWatch) -> float:
     """Fill the cluster with Offline pods, then time Interactive pods through preemption."""
     for name, tier, extra in (
         ("bench-offline", "Offline", {"preemption": {"gracePeriodSeconds": 0}}),
@@ -283,11 +288,7 @@ def interactive_probe(
         for i in range(args.nodes * 8)
     ]
     create_pods(kube, fill)
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline and sum(1 for n in watch.bound if n.startswith("off-")) < len(
-        fill
-    ):
-        time.sleep(0.5)
+    wait_bound(watch, [b["metadata"]["name"] for b in fill], len(fill), args.timeout)
     chat = [
         pod_body(f"chat-{i}", "ballast", "single", [], rng, "bench-chat")
         for i in range(args.interactive)

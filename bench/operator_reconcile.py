@@ -32,8 +32,6 @@ from ballast.kube.raw import PRIORITY_CLASSES, WORKLOADCLASSES, Kube
 from ballast.localcluster.ballast_procs import BallastProcess
 from ballast.localcluster.cluster import LocalCluster
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
