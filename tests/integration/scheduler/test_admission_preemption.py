@@ -45,6 +45,15 @@ def quota(kube: Kube, name: str, **spec: Any) -> None:
     )
 
 
+def quota_seen(kube: Kube, name: str) -> None:
+    """Wait until the scheduler has taken the quota in (it reports usage into its status)."""
+    wait_for(
+        lambda: "usedGPUs" in ((kube.get(GPUQUOTAS.path(name)) or {}).get("status") or {}),
+        timeout=30,
+        what=f"scheduler to report on GPUQuota {name}",
+    )
+
+
 def bound(kube: Kube, ns: str, names: list[str]) -> list[str]:
     return [n for n in names if node_of(kube, ns, n)]
 
@@ -56,7 +65,7 @@ def test_quota_holds_back_then_admits_when_freed(
     gpu_node(kube, f"q-{tid}", test=tid)
     wait_ready(kube, tid, 1)
     quota(kube, f"q-{tid}", namespaces=[ns], gpus=2)
-    time.sleep(0.5)
+    quota_seen(kube, f"q-{tid}")
     names = [f"p{i}" for i in range(3)]
     for n in names:
         gpu_pod(kube, ns, n, test=tid)
@@ -91,7 +100,8 @@ def test_borrowing_and_reclaim(scheduler: Any, kube: Kube, namespaces: list[str]
     wait_ready(kube, tid, 1)
     quota(kube, f"borrower-{tid}", namespaces=[borrower], gpus=2, cohort=cohort, borrowingLimit=2)
     quota(kube, f"lender-{tid}", namespaces=[lender], gpus=2, cohort=cohort)
-    time.sleep(0.5)
+    quota_seen(kube, f"borrower-{tid}")
+    quota_seen(kube, f"lender-{tid}")
     mine = [f"b{i}" for i in range(5)]
     for n in mine:
         gpu_pod(kube, borrower, n, test=tid, cls=f"quick-{tid}")
