@@ -80,7 +80,7 @@ def wait_ready(kube: Kube, test: str, count: int, timeout: float = 30.0) -> None
             )
         ]
         if len(ready) >= count:
-            time.sleep(0.3)  # let the scheduler's watch catch up with the same state
+            time.sleep(1.0)  # let the scheduler's watch catch up with the same state
             return
         time.sleep(0.1)
     raise AssertionError(f"{count} nodes of test {test} not Ready after {timeout}s")
