@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
+import urllib3
 
 from ballast.api import wellknown as wk
 from ballast.kube.crds import ensure_crds
@@ -161,9 +162,15 @@ def wait_bound(
 
 
 def delete_all(kube: Kube) -> None:
-    kube.request("DELETE", PODS.path(namespace=NS), query={"gracePeriodSeconds": 0})
+    """Delete every benchmark pod and wait until they are gone (thousands take a while)."""
+    try:
+        kube.request(
+            "DELETE", PODS.path(namespace=NS), query={"gracePeriodSeconds": 0}, timeout=600
+        )
+    except (OSError, urllib3.exceptions.HTTPError):
+        pass  # the server goes on deleting after a client timeout; poll below
     while kube.list(PODS.path(namespace=NS), limit=1)["items"]:
-        time.sleep(0.5)
+        time.sleep(1.0)
 
 
 def placeable(kinds: list[str], capacity: int, shares_count: bool) -> int:
@@ -235,6 +242,7 @@ def run_one(args: argparse.Namespace, which: str) -> dict[str, Any]:
         "drain_seconds": round(drain_s, 2),
     }
     result["pods_per_s"] = round(len(bound) / drain_s, 1) if bound else 0.0
+    print(f"   throughput phase: {result}", file=sys.stderr, flush=True)
     # Phase 2, latency: a steady stream of pods onto an empty cluster.
     delete_all(kube)
     stream = [
