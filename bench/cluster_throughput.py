@@ -29,6 +29,7 @@ create-to-bound p99 under 1 s, Interactive p99 under 5 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import threading
@@ -163,12 +164,11 @@ def wait_bound(
 
 def delete_all(kube: Kube) -> None:
     """Delete every benchmark pod and wait until they are gone (thousands take a while)."""
-    try:
+    # The server goes on deleting after a client timeout; the loop below polls.
+    with contextlib.suppress(OSError, urllib3.exceptions.HTTPError):
         kube.request(
             "DELETE", PODS.path(namespace=NS), query={"gracePeriodSeconds": 0}, timeout=600
         )
-    except (OSError, urllib3.exceptions.HTTPError):
-        pass  # the server goes on deleting after a client timeout; poll below
     while kube.list(PODS.path(namespace=NS), limit=1)["items"]:
         time.sleep(1.0)
 
