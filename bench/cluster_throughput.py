@@ -42,7 +42,7 @@ import urllib3
 
 from ballast.api import wellknown as wk
 from ballast.kube.crds import ensure_crds
-from ballast.kube.raw import NAMESPACES, PODS, WORKLOADCLASSES, Kube
+from ballast.kube.raw import NAMESPACES, PODS, WORKLOADCLASSES, Kube, KubeError
 from ballast.localcluster import kube as lk
 from ballast.localcluster.ballast_procs import BallastProcess
 from ballast.localcluster.cluster import LocalCluster
@@ -165,7 +165,7 @@ def wait_bound(
 def delete_all(kube: Kube) -> None:
     """Delete every benchmark pod and wait until they are gone (thousands take a while)."""
     # The server goes on deleting after a client timeout; the loop below polls.
-    with contextlib.suppress(OSError, urllib3.exceptions.HTTPError):
+    with contextlib.suppress(OSError, urllib3.exceptions.HTTPError, KubeError):
         kube.request(
             "DELETE", PODS.path(namespace=NS), query={"gracePeriodSeconds": 0}, timeout=600
         )
