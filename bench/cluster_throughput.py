@@ -266,7 +266,7 @@ def run_one(args: argparse.Namespace, which: str) -> dict[str, Any]:
         proc.stop()
     watch.stop = True
     kube.close()
-    cluster.down(purge=True)
+    cluster.down()  # logs stay for a look (the next run purges them)
     return result
 
 

@@ -125,13 +125,18 @@ def plan_preemption(
     quotas: QuotaSet | None = None,
     seed: int = 0,
     nodes: Collection[str] | None = None,
+    exclude: Collection[str] = (),
+    claimed: Collection[str] = (),
 ) -> PreemptionPlan | None:
     """Plan the cheapest preemption for ``pod``; None when it fits already or nothing helps.
 
     With ``nodes``, only those nodes are considered and a plan is made even
     though the pod fits elsewhere: this is how a class that opts in
     (``PreemptionPolicy.for_locality``) makes room next to its cached data
-    instead of starting cold (see :func:`warm_nodes`).
+    instead of starting cold (see :func:`warm_nodes`). ``exclude`` names
+    nodes not to plan on (a preemption is already under way there) and
+    ``claimed`` the uids of pods already chosen as victims by another plan,
+    so that concurrent preemptors spread over nodes instead of queueing for one.
     """
     state = engine.cycle(snapshot, pod, now, seed)
     filtered = engine.filter(state)
@@ -152,9 +157,13 @@ def plan_preemption(
     pool_id = snapshot.labels.value_id(LABEL_POOL, cls.pool.name) if cls.pool.name else -3
     best: tuple[tuple[object, ...], PreemptionPlan] | None = None
     for row in candidates.tolist():
+        if exclude and snapshot.names[row] in exclude:
+            continue
         in_pool = cls.pool.reserved and pool_col is not None and int(pool_col[row]) == pool_id
         eligible: list[tuple[tuple[object, ...], Placement]] = []
         for v in snapshot.row_pods[row].values():
+            if claimed and v.uid in claimed:
+                continue
             vcls = classes.get(v.class_name, DEFAULT_CLASS)
             if now - v.start_time < vcls.preemption.min_runtime_s:
                 continue

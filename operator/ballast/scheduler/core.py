@@ -472,15 +472,11 @@ class Scheduler:
             )
             return
         plan = plan_preemption(
-            self.engine,
-            self.snapshot,
-            epod,
-            now=now_s,
-            budgets=list(self.pdbs.values()),
-            quotas=self.quota_set,
-        )
-        busy = plan is not None and any(p.node == plan.node for p in self.preemptions.values())
-        if plan is not None and not busy and all(v.uid not in self.victim_of for v in plan.victims):
+            self.engine, self.snapshot, epod, now=now_s, budgets=list(self.pdbs.values()),
+            quotas=self.quota_set, exclude={p.node for p in self.preemptions.values()},
+            claimed=self.victim_of.keys(),
+        )  # fmt: skip
+        if plan is not None:
             self._start_preemption(raw, epod, plan)
             return
         self.metrics.attempts.labels("unschedulable").inc()

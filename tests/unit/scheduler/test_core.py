@@ -188,3 +188,19 @@ def test_relist_drops_pods_that_vanished() -> None:
     q.put(Event("pods", "SYNCED", {}))
     run(s)
     assert "uid-old" not in s.snapshot.pods
+
+
+def test_concurrent_preemptors_spread_over_nodes() -> None:
+    objs = [
+        ("workloadclasses", wlc("off", tier="Offline", preemption={"gracePeriodSeconds": 0})),
+        ("workloadclasses", wlc("chat", tier="Interactive", preemption={"policy": "LowerTier"})),
+    ]
+    objs += [("nodes", node(f"n{i}", 2)) for i in range(3)]
+    objs += [("pods", pod(f"o{i}-{g}", cls="off", node_name=f"n{i}")) for i in range(3) for g in range(2)]
+    objs += [("pods", pod(f"chat{k}", gpus=2, cls="chat")) for k in range(3)]
+    s, actions, _ = make(*objs)
+    run(s)
+    assert {actions.conditions[f"chat{k}"][0] for k in range(3)} == {"Preempting"}
+    # Every victim is claimed once: three preemptions on three different nodes.
+    assert sorted(actions.checkpoints) == sorted(f"o{i}-{g}" for i in range(3) for g in range(2))
+    assert len({p.node for p in s.preemptions.values()}) == 3

@@ -16,6 +16,7 @@ from ballast.controller.builders import (
     build_priority_class,
     priority_class_drift,
 )
+from ballast.kube.raw import PRIORITY_CLASSES
 
 PC = ("scheduling.k8s.io", "v1", "priorityclasses")
 
@@ -63,4 +64,6 @@ def priorityclass_drift(
         return  # the class handler reports an invalid spec
     if priority_class_drift(desired, actual) is None:
         return  # our own write echoing back, or an edit that changed nothing we own
-    logic.reconcile_from_api(memo.kube, class_name, actual_pc=actual, now=memo.clock.now())
+    # The event may be stale (our own replace races with it): decide on the live object.
+    live = memo.kube.get(PRIORITY_CLASSES.path(name))
+    logic.reconcile_from_api(memo.kube, class_name, actual_pc=live, now=memo.clock.now())
