@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import cProfile
 import logging
 import os
 import queue
@@ -44,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--kube-api-qps", type=float, default=50.0, help="client QPS (<= 0: unlimited)"
     )
     parser.add_argument("--kube-api-burst", type=int, default=100, help="client burst")
-    parser.add_argument("--workers", type=int, default=16, help="threads for API writes")
+    parser.add_argument("--workers", type=int, default=64, help="threads for API writes (binds run concurrently, like kube-scheduler's per-pod binding goroutines)")
     parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics here (0: off)")
     parser.add_argument(
         "--leader-elect", action="store_true", help="hold a Lease; only the holder schedules"
@@ -124,10 +125,17 @@ def run(args: argparse.Namespace) -> int:
         "scheduler started",
         extra=kv(name=args.scheduler_name, profile=args.profile, leader_elect=args.leader_elect),
     )
+    # BALLAST_PROFILE=path writes a cProfile of the scheduling thread at exit (benchmarks).
+    profiler = cProfile.Profile() if os.environ.get("BALLAST_PROFILE") else None
+    if profiler is not None:
+        profiler.enable()
     while not stop.is_set():
         if elector is not None:
             sched.leader = elector.is_leader.is_set()
         sched.step(0.05)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(os.environ["BALLAST_PROFILE"])
     log.info("scheduler stopping")
     if elector is not None:
         elector.stop()
