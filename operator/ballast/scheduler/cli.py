@@ -45,7 +45,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--kube-api-qps", type=float, default=50.0, help="client QPS (<= 0: unlimited)"
     )
     parser.add_argument("--kube-api-burst", type=int, default=100, help="client burst")
-    parser.add_argument("--workers", type=int, default=64, help="threads for API writes (binds run concurrently, like kube-scheduler's per-pod binding goroutines)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=64,
+        help="threads for API writes (binds run concurrently, like kube-scheduler's per-pod binding goroutines)",
+    )
     parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics here (0: off)")
     parser.add_argument(
         "--leader-elect", action="store_true", help="hold a Lease; only the holder schedules"

@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 
 TERMINAL = ("Succeeded", "Failed")
 RETRY_BIND_S = 1.0
+# After this many retried pods in a row stay unschedulable, the other retried
+# pods wait for the next change instead of each paying a full decision (on a
+# full cluster thousands of parked pods would otherwise be re-decided after
+# every pod that leaves). New pods are always tried.
+RETRY_STREAK = 64
 
 
 @dataclass
@@ -96,6 +101,8 @@ class Scheduler:
         self.conditions: dict[str, tuple[str, str]] = {}  # last condition written per pod
         self.inflight: dict[str, float] = {}  # uid -> monotonic bind start
         self.retry_at: dict[str, float] = {}
+        self.retrying: set[str] = set()  # parked pods given another attempt
+        self._streak = 0
         self.preemptions: dict[str, Preemption] = {}
         self.victim_of: dict[str, str] = {}
         self.synced: set[str] = set()
@@ -346,6 +353,7 @@ class Scheduler:
         self.conditions.pop(uid, None)
         self.inflight.pop(uid, None)
         self.retry_at.pop(uid, None)
+        self.retrying.discard(uid)
         self.preemptions.pop(uid, None)
         preemptor = self.victim_of.pop(uid, None)
         if preemptor and preemptor in self.preemptions:
@@ -434,14 +442,29 @@ class Scheduler:
         for epod in order[: self.config.max_batch]:
             if self.retry_at.get(epod.id, 0.0) > now_m:
                 continue
+            retried = epod.id in self.retrying
+            if retried and self._streak >= RETRY_STREAK:
+                self._repark_retries()
+                continue
             self.active.pop(epod.id, None)
+            self.retrying.discard(epod.id)
             raw = self.raw_pods.get(epod.id)
             if raw is None:
                 continue
             tried += 1
             self._try(raw, epod, now_s, windows)
+            if retried:
+                stuck = self.parked.get(epod.id, ("", ""))[0] == "Unschedulable"
+                self._streak = self._streak + 1 if stuck else 0
         self._publish_depth()
         return tried
+
+    def _repark_retries(self) -> None:
+        """Send the remaining retried pods back to wait, keeping their last condition."""
+        for uid in list(self.retrying):
+            if self.active.pop(uid, None) is not None:
+                self.parked[uid] = self.conditions.get(uid, ("Unschedulable", ""))
+        self.retrying.clear()
 
     def _queue_key(self, pod: Pod) -> QueueKey:
         return queue_key(pod, self.classes.get(pod.class_name, DEFAULT_CLASS))
@@ -471,6 +494,10 @@ class Scheduler:
                 and f"waiting for preempted pods to leave {self.preemptions[epod.id].node}",
             )
             return
+        if not self._could_preempt(epod, cls):
+            self.metrics.attempts.labels("unschedulable").inc()
+            self._park(raw, "Unschedulable", decision.summary())
+            return
         plan = plan_preemption(
             self.engine, self.snapshot, epod, now=now_s, budgets=list(self.pdbs.values()),
             quotas=self.quota_set, exclude={p.node for p in self.preemptions.values()},
@@ -481,6 +508,14 @@ class Scheduler:
             return
         self.metrics.attempts.labels("unschedulable").inc()
         self._park(raw, "Unschedulable", decision.summary())
+
+    def _could_preempt(self, pod: Pod, cls: ClassPolicy) -> bool:
+        """Whether planning a preemption can help: the class preempts, owns a reserved
+        pool, or its tenant may reclaim quota lent to its cohort."""
+        if cls.preemption.may_preempt != "never" or cls.pool.reserved:
+            return True
+        quota = self.quota_set.get(pod.tenant_key)
+        return quota is not None and bool(quota.cohort)
 
     def _place(
         self,
@@ -518,6 +553,7 @@ class Scheduler:
 
     def _unpark_all(self) -> None:
         self._dirty = False
+        self._streak = 0
         for uid in list(self.parked):
             raw = self.raw_pods.get(uid)
             if raw is None:
@@ -530,6 +566,7 @@ class Scheduler:
             if mapped.value is not None:
                 self.active[uid] = mapped.value
                 self.parked.pop(uid, None)
+                self.retrying.add(uid)
 
     # ------------------------------------------------------------ preemption
     def _start_preemption(self, raw: dict[str, Any], epod: Pod, plan: Any) -> None:

@@ -196,7 +196,9 @@ def test_concurrent_preemptors_spread_over_nodes() -> None:
         ("workloadclasses", wlc("chat", tier="Interactive", preemption={"policy": "LowerTier"})),
     ]
     objs += [("nodes", node(f"n{i}", 2)) for i in range(3)]
-    objs += [("pods", pod(f"o{i}-{g}", cls="off", node_name=f"n{i}")) for i in range(3) for g in range(2)]
+    objs += [
+        ("pods", pod(f"o{i}-{g}", cls="off", node_name=f"n{i}")) for i in range(3) for g in range(2)
+    ]
     objs += [("pods", pod(f"chat{k}", gpus=2, cls="chat")) for k in range(3)]
     s, actions, _ = make(*objs)
     run(s)
@@ -204,3 +206,24 @@ def test_concurrent_preemptors_spread_over_nodes() -> None:
     # Every victim is claimed once: three preemptions on three different nodes.
     assert sorted(actions.checkpoints) == sorted(f"o{i}-{g}" for i in range(3) for g in range(2))
     assert len({p.node for p in s.preemptions.values()}) == 3
+
+
+def test_retries_after_a_change_stop_after_a_streak_of_failures() -> None:
+    from ballast.scheduler.core import RETRY_STREAK
+
+    objs = [("nodes", node("a", 1)), ("pods", pod("theirs", node_name="a"))]
+    objs += [("pods", pod(f"w{i}")) for i in range(300)]
+    s, actions, q = make(*objs)
+    for _ in range(5):
+        s.step(0)
+    assert len(s.parked) == 300
+    before = s.decisions
+    q.put(Event("nodes", "MODIFIED", node("a", 1)))  # a change: parked pods get another try
+    for _ in range(5):
+        s.step(0)
+    assert s.decisions - before <= RETRY_STREAK + 1
+    assert len(s.parked) == 300 and not s.active
+    # A new pod is still tried at once.
+    q.put(Event("pods", "ADDED", pod("fresh")))
+    s.step(0)
+    assert actions.conditions["fresh"][0] == "Unschedulable"
