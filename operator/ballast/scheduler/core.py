@@ -440,7 +440,7 @@ class Scheduler:
         order = sorted(self.active.values(), key=self._queue_key)
         tried = 0
         for epod in order[: self.config.max_batch]:
-            if self.retry_at.get(epod.id, 0.0) > now_m:
+            if epod.id not in self.active or self.retry_at.get(epod.id, 0.0) > now_m:
                 continue
             retried = epod.id in self.retrying
             if retried and self._streak >= RETRY_STREAK:
