@@ -64,6 +64,7 @@ class BindWatch(threading.Thread):
         super().__init__(daemon=True)
         self.kube = kube
         self.bound: dict[str, float] = {}
+        self.nominated: dict[str, float] = {}
         self.deleted = 0
         self.stop = False
 
@@ -90,6 +91,8 @@ class BindWatch(threading.Thread):
                     self.deleted += 1
                 elif (obj.get("spec") or {}).get("nodeName"):
                     self.bound.setdefault(obj["metadata"]["name"], time.monotonic())
+                elif (obj.get("status") or {}).get("nominatedNodeName"):
+                    self.nominated.setdefault(obj["metadata"]["name"], time.monotonic())
                 if self.stop:
                     break
 
@@ -324,6 +327,18 @@ def interactive_probe(args: argparse.Namespace, kube: Kube, watch: BindWatch) ->
         time.sleep(0.1)
     wait_bound(watch, list(made), len(made), 60, stall=60)
     lat = [watch.bound[n] - t for n, t in made.items() if n in watch.bound]
+    to_nominated = [watch.nominated[n] - t for n, t in made.items() if n in watch.nominated]
+    nominated_to_bound = [
+        watch.bound[n] - watch.nominated[n]
+        for n in made
+        if n in watch.bound and n in watch.nominated
+    ]
+    print(
+        f"   interactive: create->nominated p50 {pct(to_nominated, 50):.2f}s p99 {pct(to_nominated, 99):.2f}s; "
+        f"nominated->bound p50 {pct(nominated_to_bound, 50):.2f}s p99 {pct(nominated_to_bound, 99):.2f}s",
+        file=sys.stderr,
+        flush=True,
+    )
     lat += [60.0] * (len(made) - len(lat))  # never placed: counted as the 60 s timeout
     return round(pct(lat, 99), 3)
 

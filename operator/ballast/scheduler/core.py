@@ -46,6 +46,7 @@ RETRY_BIND_S = 1.0
 # full cluster thousands of parked pods would otherwise be re-decided after
 # every pod that leaves). New pods are always tried.
 RETRY_STREAK = 64
+CONDITION_REFRESH_S = 30.0
 
 
 @dataclass
@@ -102,6 +103,8 @@ class Scheduler:
         self.inflight: dict[str, float] = {}  # uid -> monotonic bind start
         self.retry_at: dict[str, float] = {}
         self.retrying: set[str] = set()  # parked pods given another attempt
+        self.parked_pods: dict[str, Pod] = {}  # engine view of parked pods (no re-mapping)
+        self.condition_at: dict[str, float] = {}
         self._streak = 0
         self.preemptions: dict[str, Preemption] = {}
         self.victim_of: dict[str, str] = {}
@@ -354,6 +357,8 @@ class Scheduler:
         self.inflight.pop(uid, None)
         self.retry_at.pop(uid, None)
         self.retrying.discard(uid)
+        self.parked_pods.pop(uid, None)
+        self.condition_at.pop(uid, None)
         self.preemptions.pop(uid, None)
         preemptor = self.victim_of.pop(uid, None)
         if preemptor and preemptor in self.preemptions:
@@ -385,8 +390,9 @@ class Scheduler:
         node = pod["spec"]["nodeName"]
         self.active.pop(uid, None)
         self.parked.pop(uid, None)
-        if uid in self.inflight:
-            self.inflight.pop(uid)
+        self.parked_pods.pop(uid, None)
+        self.retrying.discard(uid)
+        self.inflight.pop(uid, None)
         if uid in self.snapshot.pods:
             return
         if node not in self.snapshot:
@@ -462,8 +468,10 @@ class Scheduler:
     def _repark_retries(self) -> None:
         """Send the remaining retried pods back to wait, keeping their last condition."""
         for uid in list(self.retrying):
-            if self.active.pop(uid, None) is not None:
+            epod = self.active.pop(uid, None)
+            if epod is not None:
                 self.parked[uid] = self.conditions.get(uid, ("Unschedulable", ""))
+                self.parked_pods[uid] = epod
         self.retrying.clear()
 
     def _queue_key(self, pod: Pod) -> QueueKey:
@@ -477,7 +485,7 @@ class Scheduler:
         if not adm.admitted:
             reason = "WindowClosed" if "window" in adm.reason else "QuotaExceeded"
             self.metrics.attempts.labels("window" if reason == "WindowClosed" else "quota").inc()
-            self._park(raw, reason, adm.reason)
+            self._park(raw, reason, adm.reason, epod)
             return
         t0 = time.perf_counter()
         decision = self.engine.decide(self.snapshot, epod, now=now_s, seed=self.config.seed)
@@ -487,16 +495,12 @@ class Scheduler:
             self._place(raw, epod, cls, decision, adm.borrowed, now_s)
             return
         if epod.id in self.preemptions:
-            self._park(
-                raw,
-                "Preempting",
-                self.preemptions[epod.id].node
-                and f"waiting for preempted pods to leave {self.preemptions[epod.id].node}",
-            )
+            node = self.preemptions[epod.id].node
+            self._park(raw, "Preempting", f"waiting for preempted pods to leave {node}", epod)
             return
         if not self._could_preempt(epod, cls):
             self.metrics.attempts.labels("unschedulable").inc()
-            self._park(raw, "Unschedulable", decision.summary())
+            self._park(raw, "Unschedulable", decision.summary(), epod)
             return
         plan = plan_preemption(
             self.engine, self.snapshot, epod, now=now_s, budgets=list(self.pdbs.values()),
@@ -507,7 +511,7 @@ class Scheduler:
             self._start_preemption(raw, epod, plan)
             return
         self.metrics.attempts.labels("unschedulable").inc()
-        self._park(raw, "Unschedulable", decision.summary())
+        self._park(raw, "Unschedulable", decision.summary(), epod)
 
     def _could_preempt(self, pod: Pod, cls: ClassPolicy) -> bool:
         """Whether planning a preemption can help: the class preempts, owns a reserved
@@ -532,16 +536,31 @@ class Scheduler:
         )
         self.inflight[epod.id] = time.monotonic()
         self.parked.pop(epod.id, None)
+        self.parked_pods.pop(epod.id, None)
         annotations = {mapping.GPU_IDS_ANNOTATION: ",".join(map(str, d.gpus))} if d.gpus else {}
         self.actions.bind(raw, d.node, annotations)
         self.actions.event(raw, "Normal", "Scheduled", d.message(), action="Binding")
         self.metrics.attempts.labels("scheduled").inc()
 
-    def _park(self, raw: dict[str, Any], reason: str, message: str) -> None:
+    def _park(self, raw: dict[str, Any], reason: str, message: str, pod: Pod | None = None) -> None:
         uid = raw["metadata"]["uid"]
         self.parked[uid] = (reason, message)
-        if self.conditions.get(uid) != (reason, message):
+        if pod is not None:
+            self.parked_pods[uid] = pod
+        last = self.conditions.get(uid)
+        now_m = time.monotonic()
+        # A new reason is written at once; a new message for the same reason (the
+        # node counts move with every change) at most every CONDITION_REFRESH_S.
+        if (
+            last is None
+            or last[0] != reason
+            or (
+                last[1] != message
+                and now_m - self.condition_at.get(uid, 0.0) >= CONDITION_REFRESH_S
+            )
+        ):
             self.conditions[uid] = (reason, message)
+            self.condition_at[uid] = now_m
             nominated = self.preemptions[uid].node if uid in self.preemptions else None
             self.actions.set_condition(raw, reason, message, nominated)
             self.actions.event(
@@ -555,18 +574,23 @@ class Scheduler:
         self._dirty = False
         self._streak = 0
         for uid in list(self.parked):
-            raw = self.raw_pods.get(uid)
-            if raw is None:
-                self.parked.pop(uid, None)
-                continue
-            cls, _ = self._class_for(raw)
-            if cls is None:
-                continue  # still unknown: stays parked without a new attempt
-            mapped = self._engine_pod(raw)
-            if mapped.value is not None:
-                self.active[uid] = mapped.value
-                self.parked.pop(uid, None)
-                self.retrying.add(uid)
+            epod = self.parked_pods.get(uid)
+            if epod is None:
+                # Parked before it could be mapped (unknown class, bad request): map again.
+                raw = self.raw_pods.get(uid)
+                if raw is None:
+                    self.parked.pop(uid, None)
+                    continue
+                cls, _ = self._class_for(raw)
+                if cls is None:
+                    continue  # still unknown: stays parked without a new attempt
+                epod = self._engine_pod(raw).value
+                if epod is None:
+                    continue
+            self.active[uid] = epod
+            self.parked.pop(uid, None)
+            self.parked_pods.pop(uid, None)
+            self.retrying.add(uid)
 
     # ------------------------------------------------------------ preemption
     def _start_preemption(self, raw: dict[str, Any], epod: Pod, plan: Any) -> None:
@@ -588,7 +612,7 @@ class Scheduler:
                 )  # fmt: skip
         self.preemptions[epod.id] = p
         self.metrics.attempts.labels("preempting").inc()
-        self._park(raw, "Preempting", plan.message())
+        self._park(raw, "Preempting", plan.message(), epod)
 
     def _advance_preemptions(self, now_m: float) -> None:
         for pre in list(self.preemptions.values()):
@@ -606,6 +630,7 @@ class Scheduler:
                 raw = self.raw_pods.get(pre.preemptor)
                 if raw is not None and pre.preemptor in self.parked:
                     self.parked.pop(pre.preemptor)
+                    self.parked_pods.pop(pre.preemptor, None)
                     mapped = self._engine_pod(raw)
                     if mapped.value is not None:
                         self.active[pre.preemptor] = mapped.value
