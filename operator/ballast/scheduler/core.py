@@ -102,7 +102,8 @@ class Scheduler:
         self.conditions: dict[str, tuple[str, str]] = {}  # last condition written per pod
         self.inflight: dict[str, float] = {}  # uid -> monotonic bind start
         self.retry_at: dict[str, float] = {}
-        self.retrying: set[str] = set()  # parked pods given another attempt
+        # Parked pods given another attempt after a change: uid -> why they waited.
+        self.retrying: dict[str, str] = {}
         self.parked_pods: dict[str, Pod] = {}  # engine view of parked pods (no re-mapping)
         self.condition_at: dict[str, float] = {}
         self._streak = 0
@@ -356,7 +357,7 @@ class Scheduler:
         self.conditions.pop(uid, None)
         self.inflight.pop(uid, None)
         self.retry_at.pop(uid, None)
-        self.retrying.discard(uid)
+        self.retrying.pop(uid, None)
         self.parked_pods.pop(uid, None)
         self.condition_at.pop(uid, None)
         self.preemptions.pop(uid, None)
@@ -391,7 +392,7 @@ class Scheduler:
         self.active.pop(uid, None)
         self.parked.pop(uid, None)
         self.parked_pods.pop(uid, None)
-        self.retrying.discard(uid)
+        self.retrying.pop(uid, None)
         self.inflight.pop(uid, None)
         if uid in self.snapshot.pods:
             return
@@ -448,12 +449,15 @@ class Scheduler:
         for epod in order[: self.config.max_batch]:
             if epod.id not in self.active or self.retry_at.get(epod.id, 0.0) > now_m:
                 continue
-            retried = epod.id in self.retrying
+            # Only pods that waited for room count towards (and are cut by) the
+            # streak: one held by a window or a quota is cheap to re-check and
+            # must not starve behind unrelated full-cluster failures.
+            retried = self.retrying.get(epod.id) == "Unschedulable"
             if retried and self._streak >= RETRY_STREAK:
                 self._repark_retries()
                 continue
             self.active.pop(epod.id, None)
-            self.retrying.discard(epod.id)
+            self.retrying.pop(epod.id, None)
             raw = self.raw_pods.get(epod.id)
             if raw is None:
                 continue
@@ -467,12 +471,14 @@ class Scheduler:
 
     def _repark_retries(self) -> None:
         """Send the remaining retried pods back to wait, keeping their last condition."""
-        for uid in list(self.retrying):
+        for uid, reason in list(self.retrying.items()):
+            if reason != "Unschedulable":
+                continue
             epod = self.active.pop(uid, None)
             if epod is not None:
                 self.parked[uid] = self.conditions.get(uid, ("Unschedulable", ""))
                 self.parked_pods[uid] = epod
-        self.retrying.clear()
+            del self.retrying[uid]
 
     def _queue_key(self, pod: Pod) -> QueueKey:
         return queue_key(pod, self.classes.get(pod.class_name, DEFAULT_CLASS))
@@ -573,7 +579,7 @@ class Scheduler:
     def _unpark_all(self) -> None:
         self._dirty = False
         self._streak = 0
-        for uid in list(self.parked):
+        for uid, (reason, _) in list(self.parked.items()):
             epod = self.parked_pods.get(uid)
             if epod is None:
                 # Parked before it could be mapped (unknown class, bad request): map again.
@@ -590,7 +596,7 @@ class Scheduler:
             self.active[uid] = epod
             self.parked.pop(uid, None)
             self.parked_pods.pop(uid, None)
-            self.retrying.add(uid)
+            self.retrying[uid] = reason
 
     # ------------------------------------------------------------ preemption
     def _start_preemption(self, raw: dict[str, Any], epod: Pod, plan: Any) -> None:
