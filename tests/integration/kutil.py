@@ -14,9 +14,17 @@ T = TypeVar("T")
 
 
 def wait_for(
-    fn: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.25, what: str = ""
+    fn: Callable[[], T | None],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.25,
+    what: str = "",
+    explain: Callable[[], str] | None = None,
 ) -> T:
-    """Poll ``fn`` until it returns a truthy value; fail with ``what`` after ``timeout``."""
+    """Poll ``fn`` until it returns a truthy value; fail with ``what`` after ``timeout``.
+
+    ``explain`` adds context to the failure (e.g. the scheduler's view of the nodes).
+    """
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -24,7 +32,10 @@ def wait_for(
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or fn}; last={last!r}")
+    extra = f"\n{explain()}" if explain is not None else ""
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what or fn}; last={last!r}{extra}"
+    )
 
 
 def condition(obj: dict[str, Any] | None, type_: str = "Ready") -> dict[str, Any] | None:

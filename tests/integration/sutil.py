@@ -56,8 +56,12 @@ def gpu_node(
     node["metadata"]["labels"].update({"ballast.dev/test": test, **(labels or {})})
     if telemetry_raw is not None:
         node["metadata"]["annotations"][wk.ANNOTATION_TELEMETRY] = telemetry_raw
-    if taints:
-        node["spec"]["taints"] = taints
+    # The taint keeps every other pod of the shared test cluster (the examples'
+    # Deployments, other tests) off this test's nodes; test pods tolerate it.
+    node["spec"]["taints"] = [
+        {"key": "ballast.dev/test", "value": test, "effect": "NoSchedule"},
+        *(taints or []),
+    ]
     created = kube.create(NODES.path(), node)
     if wk.GPU_RESOURCE not in ((created.get("status") or {}).get("capacity") or {}):
         kube.patch(NODES.path(name, sub="status"), {"status": node["status"]})
@@ -118,6 +122,9 @@ def gpu_pod(
         "spec": {
             "schedulerName": scheduler,
             "nodeSelector": {"ballast.dev/test": test} if select_test else {},
+            "tolerations": [
+                {"key": "ballast.dev/test", "operator": "Exists", "effect": "NoSchedule"}
+            ],
             "containers": [
                 {"name": "main", "image": "registry.local/serve:1", "resources": resources}
             ],
@@ -176,3 +183,19 @@ def delete_nodes(kube: Kube, test: str) -> None:
 
 def dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
+
+
+def scheduler_view(proc: Any) -> str:
+    """Ask a running scheduler (SIGUSR1) to log its view of the nodes and return those lines."""
+    import os
+    import signal
+    import time
+
+    os.kill(proc.pid, signal.SIGUSR1)
+    time.sleep(1.0)
+    lines = [
+        line
+        for line in proc.log_tail(400).splitlines()
+        if "node view" in line or "queue view" in line
+    ]
+    return "scheduler view:\n" + "\n".join(lines[-60:])

@@ -102,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # SIGUSR1 logs the scheduler's view of every node (what it thinks is free and why).
+    signal.signal(signal.SIGUSR1, lambda *_: sched.request_dump())
     if args.metrics_port:
         sched.metrics.serve(args.metrics_port)
     for inf in informers:

@@ -107,6 +107,7 @@ class Scheduler:
         self.parked_pods: dict[str, Pod] = {}  # engine view of parked pods (no re-mapping)
         self.condition_at: dict[str, float] = {}
         self._streak = 0
+        self._dump_requested = False
         self.preemptions: dict[str, Preemption] = {}
         self.victim_of: dict[str, str] = {}
         self.synced: set[str] = set()
@@ -153,7 +154,48 @@ class Scheduler:
                 self._drain()
             return self._step()
 
+    def request_dump(self) -> None:
+        """Ask the scheduling thread to log its view of the cluster at its next step."""
+        self._dump_requested = True
+
+    def _dump(self) -> None:
+        snap = self.snapshot
+        for name in sorted(snap.node_names()):
+            r = snap.row(name)
+            log.info(
+                "node view",
+                extra={
+                    "kv": {
+                        "node": name,
+                        "gpus": int(snap.gpu_count[r]),
+                        "free_milli": ",".join(
+                            str(int(x)) for x in snap.free[r, : snap.gpu_count[r]]
+                        ),
+                        "unschedulable": bool(snap.unschedulable[r]),
+                        "sick": r in snap.sick_rows,
+                        "pods": " ".join(
+                            f"{p.namespace}/{p.name}@{','.join(map(str, p.gpus))}"
+                            for p in snap.row_pods[r].values()
+                        ),
+                    }
+                },
+            )
+        log.info(
+            "queue view",
+            extra={
+                "kv": {
+                    "active": len(self.active),
+                    "parked": len(self.parked),
+                    "inflight": len(self.inflight),
+                    "preemptions": len(self.preemptions),
+                }
+            },
+        )
+
     def _step(self) -> int:
+        if self._dump_requested:
+            self._dump_requested = False
+            self._dump()
         if not (self.leader and self.ready):
             return 0
         now_m = time.monotonic()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from kutil import wait_for
-from sutil import gpu_node, gpu_pod, node_of, pod, wait_ready, waiting_reason, wlc
+from sutil import gpu_node, gpu_pod, node_of, pod, scheduler_view, wait_ready, waiting_reason, wlc
 
 from ballast.api import wellknown as wk
 from ballast.kube.raw import BATCHWINDOWS, GPUQUOTAS, NAMESPACES, PODS, Kube
@@ -69,7 +69,11 @@ def test_quota_holds_back_then_admits_when_freed(
     names = [f"p{i}" for i in range(3)]
     for n in names:
         gpu_pod(kube, ns, n, test=tid)
-    wait_for(lambda: len(bound(kube, ns, names)) == 2, what="two bound")
+    wait_for(
+        lambda: len(bound(kube, ns, names)) == 2,
+        what="two bound",
+        explain=lambda: scheduler_view(scheduler),
+    )
     waiting = next(n for n in names if not node_of(kube, ns, n))
     cond = wait_for(
         lambda: waiting_reason(kube, ns, waiting, "QuotaExceeded"), what="QuotaExceeded"
@@ -106,7 +110,11 @@ def test_borrowing_and_reclaim(scheduler: Any, kube: Kube, namespaces: list[str]
     for n in mine:
         gpu_pod(kube, borrower, n, test=tid, cls=f"quick-{tid}")
     # 2 of its own + 2 borrowed; the fifth is over its borrowing limit.
-    wait_for(lambda: len(bound(kube, borrower, mine)) == 4, what="borrowed up to the limit")
+    wait_for(
+        lambda: len(bound(kube, borrower, mine)) == 4,
+        what="borrowed up to the limit",
+        explain=lambda: scheduler_view(scheduler),
+    )
     fifth = next(n for n in mine if not node_of(kube, borrower, n))
     wait_for(
         lambda: waiting_reason(kube, borrower, fifth, "QuotaExceeded"), what="over borrowing limit"
