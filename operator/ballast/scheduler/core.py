@@ -209,6 +209,8 @@ class Scheduler:
         self._advance_preemptions(now_m)
         tried = self._cycle()
         if now_m - self._last_status > self.config.status_s:
+            # Both walk every waiting pod: once per status period, not per cycle.
+            self._publish_depth()
             self._write_status()
             self._last_status = now_m
         return tried
@@ -508,7 +510,6 @@ class Scheduler:
             if retried:
                 stuck = self.parked.get(epod.id, ("", ""))[0] == "Unschedulable"
                 self._streak = self._streak + 1 if stuck else 0
-        self._publish_depth()
         return tried
 
     def _repark_retries(self) -> None:

@@ -34,13 +34,10 @@ def status_writes(s: Scheduler) -> dict[str, dict[str, Any]]:
         cls_name = ((raw["metadata"].get("labels") or {}).get("ballast.dev/class")) or ""
         pending_by_class[cls_name] = pending_by_class.get(cls_name, 0) + 1
         reason = s.parked.get(uid, ("", ""))[0]
-        if reason == "QuotaExceeded":
-            mapped = s._engine_pod(raw)
-            if mapped.value is not None:
-                tenant = s._tenant(raw["metadata"].get("namespace", ""))
-                waiting_by_tenant[tenant] = (
-                    waiting_by_tenant.get(tenant, 0) + mapped.value.demand_milli
-                )
+        epod = s.parked_pods.get(uid) if reason == "QuotaExceeded" else None
+        if epod is not None:  # the engine view kept when the pod was parked
+            tenant = epod.tenant_key
+            waiting_by_tenant[tenant] = waiting_by_tenant.get(tenant, 0) + epod.demand_milli
     for p in s.snapshot.pods.values():
         running_by_class[p.class_name] = running_by_class.get(p.class_name, 0) + 1
     for name, q in s.quotas.items():
