@@ -179,15 +179,21 @@ def test_interactive_preempts_offline_after_grace(
     fill = ["near0", "near1", "off0", "off1"]
     wait_for(lambda: len(bound(kube, namespace, fill)) == 4, what="node full")
     gpu_pod(kube, namespace, "chat", test=tid, cls=chat, gpus=2)
-    requested = wait_for(
-        lambda: [
+
+    def annotated() -> list[str]:
+        return [
             n
             for n in fill
             if wk.ANNOTATION_CHECKPOINT_REQUEST
             in ((pod(kube, namespace, n) or {}).get("metadata", {}).get("annotations") or {})
-        ],
-        what="checkpoint requested",
-    )
+        ]
+
+    # The two checkpoint requests are written concurrently: wait for both.
+    def both() -> list[str] | None:
+        names = annotated()
+        return names if len(names) >= 2 else None
+
+    requested = wait_for(both, what="checkpoint requested")
     t_request = time.monotonic()
     assert sorted(requested) == ["off0", "off1"], requested  # never the Nearline pods
     c = wait_for(
