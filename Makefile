@@ -9,6 +9,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BALLAST := $(VENV)/bin/ballast
 PYTEST_ARGS ?=
+# Kubernetes minor to build and test against. Empty: the newest supported
+# (hack/k8s); `make test K8S_VERSION=1.35` uses hack/k8s-1.35 (the oldest).
+K8S_VERSION ?=
+ifneq ($(K8S_VERSION),)
+export BALLAST_K8S_VERSION := $(K8S_VERSION)
+endif
 
 .PHONY: all venv bins test unit integration verify generate lint typecheck demo demo-down bench clean
 

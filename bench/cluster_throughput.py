@@ -309,6 +309,7 @@ def run_one(args: argparse.Namespace, which: str) -> dict[str, Any]:
         result["interactive_bound_p99_s_under_full_cluster"] = interactive_probe(args, kube, watch)
     if runner.proc is not None:
         result["scheduler_rss_mb"] = round(runner.proc.rss_mb() or 0, 1)
+        result["scheduler_peak_rss_mb"] = round(runner.proc.rss_mb("VmHWM") or 0, 1)
     runner.stop()
     watch.stop = True
     kube.close()
@@ -396,6 +397,7 @@ def main() -> int:
         "ballast_drain_seconds": b.get("drain_seconds"),
         "kube_scheduler_drain_seconds": k.get("drain_seconds"),
         "ballast_scheduler_rss_mb": b.get("scheduler_rss_mb"),
+        "ballast_scheduler_peak_rss_mb": b.get("scheduler_peak_rss_mb"),
     }
     print(orjson.dumps(out).decode())
     return 0

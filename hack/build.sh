@@ -4,44 +4,52 @@
 # `ballast cluster build`, which picks OUT from a hash of these files.
 # Usage: hack/build.sh OUT [component...]   components: k8s etcd kwok helm
 set -euo pipefail
-out=${1:?usage: build.sh OUT [k8s|etcd|kwok|helm]...}
-shift
-here=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$out"
-export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
-components=("$@")
-[ ${#components[@]} -eq 0 ] && components=(etcd kwok helm k8s)
+# Everything runs inside main, which bash parses whole before running: an
+# edit to this file while a long build runs cannot change what it does.
+main() {
+  out=${1:?usage: build.sh OUT [k8s|etcd|kwok|helm]...}
+  shift
+  here=$(cd "$(dirname "$0")" && pwd)
+  mkdir -p "$out"
+  export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
+  # The Kubernetes wrapper module: hack/k8s (newest minor) or hack/k8s-<minor>.
+  k8s_module=${BALLAST_K8S_MODULE:-k8s}
+  components=("$@")
+  [ ${#components[@]} -eq 0 ] && components=(etcd kwok helm k8s)
 
-module_version() { # module path, wrapper dir -> version required there
-  (cd "$here/$2" && go list -m -f '{{.Version}}' "$1")
+  module_version() { # module path, wrapper dir -> version required there
+    (cd "$here/$2" && go list -m -f '{{.Version}}' "$1")
+  }
+
+  for c in "${components[@]}"; do
+    echo "==> building $c into $out"
+    case $c in
+      k8s)
+        v=$(module_version k8s.io/kubernetes "$k8s_module")
+        ver=${v#v}; major=${ver%%.*}; rest=${ver#*.}; minor=${rest%%.*}
+        ld=""
+        for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+          ld+=" -X $p.gitVersion=$v -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+        done
+        (cd "$here/$k8s_module" && go build -tags selinux,notest -trimpath -ldflags "-s -w $ld" -o "$out/" \
+          k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+          k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+        ;;
+      etcd)
+        (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" .)
+        ;;
+      kwok)
+        v=$(module_version sigs.k8s.io/kwok kwok)
+        (cd "$here/kwok" && go build -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$v" -o "$out/kwok" sigs.k8s.io/kwok/cmd/kwok)
+        ;;
+      helm)
+        v=$(module_version helm.sh/helm/v3 helm)
+        (cd "$here/helm" && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$v" -o "$out/helm" helm.sh/helm/v3/cmd/helm)
+        ;;
+      *) echo "unknown component $c" >&2; exit 2 ;;
+    esac
+  done
+  echo "==> done: $(ls "$out" | tr '\n' ' ')"
 }
 
-for c in "${components[@]}"; do
-  echo "==> building $c into $out"
-  case $c in
-    k8s)
-      v=$(module_version k8s.io/kubernetes k8s)
-      ver=${v#v}; major=${ver%%.*}; rest=${ver#*.}; minor=${rest%%.*}
-      ld=""
-      for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-        ld+=" -X $p.gitVersion=$v -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
-      done
-      (cd "$here/k8s" && go build -tags selinux,notest -trimpath -ldflags "-s -w $ld" -o "$out/" \
-        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-        k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
-      ;;
-    etcd)
-      (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" .)
-      ;;
-    kwok)
-      v=$(module_version sigs.k8s.io/kwok kwok)
-      (cd "$here/kwok" && go build -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$v" -o "$out/kwok" sigs.k8s.io/kwok/cmd/kwok)
-      ;;
-    helm)
-      v=$(module_version helm.sh/helm/v3 helm)
-      (cd "$here/helm" && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$v" -o "$out/helm" helm.sh/helm/v3/cmd/helm)
-      ;;
-    *) echo "unknown component $c" >&2; exit 2 ;;
-  esac
-done
-echo "==> done: $(ls "$out" | tr '\n' ' ')"
+main "$@"

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from ballast.kube.crds import ensure_crds
-from ballast.kube.raw import BATCHWINDOWS, GPUQUOTAS, PRIORITY_CLASSES, WORKLOADCLASSES, Kube
+from ballast.kube.raw import BATCHWINDOWS, GPUQUOTAS, PODS, PRIORITY_CLASSES, WORKLOADCLASSES, Kube
 from ballast.localcluster import kube as lk
 from ballast.localcluster.ballast_procs import BallastProcess
 from ballast.localcluster.binaries import resolve_bin_dir
@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     _report(kube, docs)
     print()
     _placements(kube, deadline=time.monotonic() + 30)
+    print()
+    _hostile(kube, scheduler)
     print()
     if pending:
         print(
@@ -230,6 +232,53 @@ def _placements(kube: Kube, deadline: float) -> None:
             why = f"{c.get('reason', '?')}: {c.get('message', '')}"
         rows.append([name, meta["labels"].get("ballast.dev/class", ""), node, why])
     print(_table(rows))
+
+
+HOSTILE_POD = "claims-gpu-999"
+
+
+def _hostile(kube: Kube, scheduler: BallastProcess) -> None:
+    """A tenant pod bound straight to a node with a GPU index that does not exist.
+
+    Ballast's scheduler reads it as untrusted input: it charges the pod a
+    real free GPU on that node, says so in an event, and keeps scheduling.
+    """
+    pods = kube.list("/api/v1/pods", labelSelector="ballast.dev/class")["items"]
+    bound = [p for p in pods if (p.get("spec") or {}).get("nodeName")]
+    if not bound:
+        return
+    namespace, node = bound[0]["metadata"]["namespace"], bound[0]["spec"]["nodeName"]
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": HOSTILE_POD, "annotations": {"ballast.dev/gpu-ids": "999"}},
+        "spec": {
+            "nodeName": node,
+            "containers": [
+                {"name": "main", "image": "registry.local/tenant:1",
+                 "resources": {"limits": {"nvidia.com/gpu": "1"}}}
+            ],
+        },
+    }  # fmt: skip
+    if kube.get(PODS.path(HOSTILE_POD, namespace)) is None:
+        kube.create(PODS.path(namespace=namespace), body)
+    print(
+        f"==> hostile input: {namespace}/{HOSTILE_POD} bound to {node} with ballast.dev/gpu-ids=999"
+    )
+    deadline = time.monotonic() + 20
+    note = ""
+    while time.monotonic() < deadline and not note:
+        items = kube.list(
+            f"/apis/events.k8s.io/v1/namespaces/{namespace}/events",
+            fieldSelector=f"regarding.name={HOSTILE_POD}",
+        )["items"]
+        note = next(
+            (str(e.get("note")) for e in items if e.get("reason") == "InvalidGPUAssignment"), ""
+        )
+        time.sleep(0.5)
+    print(f"    event InvalidGPUAssignment: {note or '(not seen yet)'}")
+    alive = "still running" if scheduler.alive() else "NOT RUNNING: see " + str(scheduler.log_path)
+    print(f"    scheduler {alive} (pid {scheduler.pid})")
 
 
 def _waiting(pod: dict[str, Any]) -> dict[str, Any] | None:

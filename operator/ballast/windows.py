@@ -16,20 +16,50 @@ Semantics, chosen to match what a person reading the cron expects:
   for 8 real hours, so its local closing time moves by the shift.
 * Extra openings are absolute intervals added to the schedule; overlapping
   openings merge.
+
+Failure contract (both processes rely on it; a window is tenant-visible input):
+
+* ``schedule_from_spec`` and ``build_schedule`` raise only ``InvalidWindow``,
+  whatever the spec holds: a cron that parses but never fires (``0 0 30 2 *``),
+  a date that overflows ``datetime`` (an extra opening in the year 9999), an
+  unreadable zone. The schedule is also evaluated once at ``now`` before it is
+  returned, so a schedule that is handed out can be computed.
+* ``state_at`` never raises for an aware ``now``. If the state cannot be
+  computed at that instant (time has run past what ``datetime`` or croniter
+  can represent), it returns a *closed* state with ``error`` set and no next
+  edge: callers hold the window's work and report ``InvalidSchedule``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadCronError, croniter
+from croniter import CroniterError, croniter
+from pydantic import ValidationError
+
+from ballast.api.v1alpha1.batchwindow import (
+    EXTRA_OPENING_EARLIEST,
+    EXTRA_OPENING_LATEST,
+    MAX_WINDOW_DURATION,
+    BatchWindowSpec,
+    parse_duration,
+)
+from ballast.api.v1alpha1.common import format_validation_error
 
 # Enough starts to find the shortest gap of any five-field expression: the
 # irregular ones (day-of-month vs day-of-week, month lengths) repeat yearly.
 _PERIOD_SAMPLE_DAYS = 400
 _PERIOD_SAMPLE_MAX = 2000
+
+# The schema's bounds (CEL and pattern), re-checked here for objects stored
+# before they existed: nothing outside them reaches datetime arithmetic.
+EARLIEST = EXTRA_OPENING_EARLIEST
+LATEST = EXTRA_OPENING_LATEST
+MAX_DURATION = MAX_WINDOW_DURATION
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +80,10 @@ class WindowState:
     current_end: dt.datetime | None
     next_open: dt.datetime | None
     next_close: dt.datetime | None
+    error: str | None = None  # set when the state could not be computed (then closed)
 
     def next_edge(self) -> dt.datetime | None:
-        """The next instant at which ``open`` flips."""
+        """The next instant at which ``open`` flips (None when unknown)."""
         return self.current_end if self.open else self.next_open
 
 
@@ -74,13 +105,15 @@ def build_schedule(
 ) -> WindowSchedule:
     """Validate what the CRD schema cannot and return the schedule.
 
-    Raises ``InvalidWindow`` for an unknown zone, a cron expression croniter
-    rejects (``61 * * * *``), or a duration not shorter than the shortest
-    gap between two starts (the window would never close).
+    Raises ``InvalidWindow`` (and nothing else) for an unknown zone, a cron
+    expression croniter rejects (``61 * * * *``) or that never fires
+    (``0 0 30 2 *``), a duration not shorter than the shortest gap between two
+    starts (the window would never close), extra openings outside
+    ``EARLIEST``..``LATEST``, or any arithmetic that cannot be carried out.
     """
     try:
         tz = ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError, TypeError) as exc:
         raise InvalidWindow(
             "UnknownTimeZone", f"timeZone {time_zone!r} is not an IANA zone"
         ) from exc
@@ -88,20 +121,80 @@ def build_schedule(
         raise InvalidWindow("InvalidSchedule", f"schedule {cron!r} needs exactly five cron fields")
     try:
         croniter(cron)
-    except (CroniterBadCronError, ValueError, KeyError) as exc:
+    except (CroniterError, ValueError, KeyError, TypeError) as exc:
         raise InvalidWindow(
             "InvalidSchedule", f"schedule {cron!r} is not valid cron: {exc}"
         ) from exc
     if duration <= dt.timedelta(0):
         raise InvalidWindow("InvalidDuration", "duration must be positive")
-    period = shortest_period(cron, tz, check_from or dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    if duration > MAX_DURATION:
+        raise InvalidWindow("InvalidDuration", f"duration {duration} is longer than {MAX_DURATION}")
+    for n, (start, length) in enumerate(extra):
+        if start.tzinfo is None or not EARLIEST <= start <= LATEST:
+            raise InvalidWindow(
+                "InvalidSchedule",
+                f"extraOpenings[{n}].start {start.isoformat()} is outside "
+                f"{EARLIEST.year}..{LATEST.year - 1} or has no offset",
+            )
+        if not dt.timedelta(0) < length <= MAX_DURATION:
+            raise InvalidWindow(
+                "InvalidSchedule", f"extraOpenings[{n}].duration must be in (0, {MAX_DURATION}]"
+            )
+    start = check_from or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    try:
+        period = shortest_period(cron, tz, start)
+    except (CroniterError, ArithmeticError, ValueError) as exc:
+        raise InvalidWindow(
+            "InvalidSchedule", f"schedule {cron!r} never fires (no such date?): {exc}"
+        ) from exc
     if period is not None and duration >= period:
         raise InvalidWindow(
             "DurationNotShorterThanPeriod",
             f"duration {duration} is not shorter than the shortest time between two starts "
             f"of {cron!r} ({period}); the window would never close",
         )
-    return WindowSchedule(cron, duration, tz, extra)
+    schedule = WindowSchedule(cron, duration, tz, extra)
+    state = state_at(schedule, start)
+    if state.error is not None:
+        raise InvalidWindow("InvalidSchedule", state.error)
+    return schedule
+
+
+def schedule_from_spec(spec: Mapping[str, Any], now: dt.datetime) -> WindowSchedule:
+    """Validate a raw BatchWindow spec into a schedule, evaluated once at ``now``.
+
+    This is the boundary where a stored object becomes a schedule: it raises
+    ``InvalidWindow`` and never any other exception, whatever ``spec`` holds.
+    The reason is ``InvalidSchedule`` (with the field path in the message)
+    for anything the API model rejects or that cannot be computed, and
+    ``UnknownTimeZone``, ``InvalidDuration`` or ``DurationNotShorterThanPeriod``
+    for those specific problems.
+    """
+    try:
+        parsed = BatchWindowSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        raise InvalidWindow("InvalidSchedule", format_validation_error(exc)) from exc
+    except Exception as exc:  # a malformed mapping or an overflow while parsing
+        raise InvalidWindow("InvalidSchedule", f"spec cannot be read: {exc}") from exc
+    try:
+        extra = tuple(
+            (_aware(o.start), parse_duration(o.duration)) for o in parsed.extra_openings or ()
+        )
+        return build_schedule(
+            parsed.schedule,
+            parse_duration(parsed.duration),
+            parsed.time_zone,
+            extra,
+            check_from=now,
+        )
+    except InvalidWindow:
+        raise
+    except Exception as exc:  # arithmetic the checks above did not foresee
+        raise InvalidWindow("InvalidSchedule", f"the window cannot be computed: {exc}") from exc
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 def shortest_period(cron: str, tz: ZoneInfo, start: dt.datetime) -> dt.timedelta | None:
@@ -149,9 +242,22 @@ def _cron_start_after(s: WindowSchedule, now: dt.datetime) -> dt.datetime:
 
 
 def state_at(s: WindowSchedule, now: dt.datetime) -> WindowState:
-    """Open/closed at ``now`` and the next transitions."""
+    """Open/closed at ``now`` and the next transitions; never raises for an aware ``now``.
+
+    When the state cannot be computed (``datetime`` or croniter out of range)
+    the result is closed, has no next edge, and ``error`` says why.
+    """
     if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
+        raise ValueError("now must be timezone-aware")  # a caller's bug, not bad input
+    try:
+        return _state_at(s, now)
+    except (CroniterError, ArithmeticError, ValueError, RuntimeError) as exc:
+        return WindowState(
+            False, None, None, None, error=f"window state cannot be computed at {now}: {exc}"
+        )
+
+
+def _state_at(s: WindowSchedule, now: dt.datetime) -> WindowState:
     intervals = [(t, t + s.duration) for t in _cron_starts_before(s, now, 2)]
     intervals += [(start, start + d) for start, d in s.extra]
     current_end: dt.datetime | None = None

@@ -6,6 +6,8 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ballast.api.v1alpha1.workloadclass import (
     PRIORITY_MAX,
@@ -13,7 +15,15 @@ from ballast.api.v1alpha1.workloadclass import (
     WorkloadClassSpec,
     priority_value,
 )
-from ballast.controller.builders import build_priority_class, priority_class_drift
+from ballast.controller.builders import (
+    bounded,
+    build_priority_class,
+    is_dns_subdomain,
+    is_label_value,
+    owner_label_value,
+    priority_class_drift,
+    priority_class_name,
+)
 from ballast.controller.conditions import Cond, merge_conditions, ready_from
 
 
@@ -58,7 +68,14 @@ def test_drift() -> None:
     assert priority_class_drift(desired, None) == "missing"
     assert priority_class_drift(desired, desired) is None
     assert priority_class_drift(desired, {**desired, "value": 5}) == "value"
+    never = {**desired, "preemptionPolicy": "PreemptLowerPriority"}
+    assert priority_class_drift(desired, never) == "preemptionPolicy"  # immutable: replace
     assert priority_class_drift(desired, {**desired, "description": "x"}) == "fields"
+    # The API server omits globalDefault: false; absence is not drift.
+    assert (
+        priority_class_drift(desired, {k: v for k, v in desired.items() if k != "globalDefault"})
+        is None
+    )
     stripped = {**desired, "metadata": {**desired["metadata"], "labels": {}}}
     assert priority_class_drift(desired, stripped) == "fields"
 
@@ -79,3 +96,48 @@ def test_ready_summarises_first_false() -> None:
     ready = ready_from(parts)
     assert (ready.status, ready.reason, ready.message) == (False, "Broken", "why")
     assert ready_from([Cond("A", True, "Ok")]).status is True
+
+
+# Any valid WorkloadClass name: an RFC 1123 subdomain of up to 253 characters.
+_LABEL = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?\Z", fullmatch=True)
+subdomains = st.lists(_LABEL, min_size=1, max_size=40).map(".".join).filter(lambda n: len(n) <= 253)
+
+
+@given(name=subdomains)
+def test_derived_names_fit_kubernetes_limits(name: str) -> None:
+    pc = build_priority_class(name, "uid", spec())
+    assert is_dns_subdomain(pc["metadata"]["name"]), pc["metadata"]["name"]
+    for key, value in pc["metadata"]["labels"].items():
+        assert is_label_value(value), (key, value)
+    assert pc["metadata"]["ownerReferences"][0]["name"] == name  # the real name, never hashed
+
+
+@given(a=subdomains, b=subdomains)
+def test_derived_names_stay_distinct(a: str, b: str) -> None:
+    if a != b:
+        assert priority_class_name(a) != priority_class_name(b)
+        assert owner_label_value("WorkloadClass", a) != owner_label_value("WorkloadClass", b)
+
+
+def test_long_class_name_is_hashed_only_when_needed() -> None:
+    short = "summarize"
+    assert owner_label_value("WorkloadClass", short) == "workloadclass.summarize"
+    assert priority_class_name(short) == "ballast-summarize"
+    long = "a-very-long-workload-class-name-for-the-nightly-batch-embeddings"  # 64 chars
+    value = owner_label_value("WorkloadClass", long)
+    assert len(value) == 63 and value.startswith("workloadclass.a-very-long")
+    assert value == owner_label_value("WorkloadClass", long)  # deterministic
+    assert priority_class_name(long) == f"ballast-{long}"  # fits in 253: unchanged
+    longest = ".".join(["x" * 63] * 3) + "." + "y" * 61  # 253 characters
+    assert len(priority_class_name(longest)) <= 253
+    assert is_dns_subdomain(priority_class_name(longest))
+
+
+@given(text=st.text(alphabet="abc.-_", min_size=0, max_size=300), limit=st.integers(11, 300))
+def test_bounded_respects_the_limit(text: str, limit: int) -> None:
+    out = bounded(text, limit)
+    assert len(out) <= limit
+    if len(text) <= limit:
+        assert out == text
+    else:
+        assert out[-1].isalnum()

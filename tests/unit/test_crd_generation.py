@@ -62,3 +62,24 @@ def test_committed_files_match_generator() -> None:
             path = ROOT / target / name
             assert path.exists(), f"{path} missing: run `make generate`"
             assert path.read_text() == text, f"{path} is stale: run `make generate`"
+
+
+@pytest.mark.parametrize("info", ALL_KINDS, ids=[k.kind for k in ALL_KINDS])
+def test_every_string_list_and_map_is_bounded(info: Any) -> None:
+    """Bounds keep CEL within the API server's cost budget and objects small."""
+    schema = build_crd(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in walk(schema["properties"]["spec"], ".spec"):
+        if node.get("type") == "string" and "enum" not in node:
+            assert "maxLength" in node, f"{path} has no maxLength"
+        if node.get("type") == "array":
+            assert "maxItems" in node, f"{path} has no maxItems"
+        if node.get("type") == "object" and "additionalProperties" in node:
+            assert "maxProperties" in node, f"{path} has no maxProperties"
+
+
+def test_tenant_input_rules_present() -> None:
+    text = yaml.safe_dump([build_crd(k) for k in ALL_KINDS])
+    assert "a class limit cannot exceed the overall gpus limit" in text
+    assert "In and NotIn need at least one value" in text
+    assert "Exists and DoesNotExist take no values" in text
+    assert "start must be between 1970-01-01 and 2199-12-31" in text

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
-from ballast.api.v1alpha1.batchwindow import BatchWindowSpec, parse_duration
 from ballast.controller.conditions import Cond, merge_conditions, ready_from, rfc3339
-from ballast.controller.workloadclass import format_validation_error
-from ballast.windows import InvalidWindow, WindowSchedule, build_schedule, state_at
+from ballast.windows import InvalidWindow, schedule_from_spec, state_at
+
+log = logging.getLogger(__name__)
 
 # Re-evaluate at least this often even far from an edge, so that spec edits
 # and clock corrections are picked up without relying on watch events.
@@ -28,49 +27,58 @@ class Tick:
     sleep_seconds: float = MAX_SLEEP_SECONDS
 
 
-def schedule_from_spec(spec: Mapping[str, Any], now: dt.datetime) -> WindowSchedule:
-    """Validate a raw spec into a schedule; raises InvalidWindow with a condition reason."""
-    try:
-        parsed = BatchWindowSpec.model_validate(dict(spec))
-    except ValidationError as exc:
-        raise InvalidWindow("InvalidSpec", format_validation_error(exc)) from exc
-    extra = tuple(
-        (o.start if o.start.tzinfo else o.start.replace(tzinfo=dt.UTC), parse_duration(o.duration))
-        for o in parsed.extra_openings or ()
-    )
-    return build_schedule(
-        parsed.schedule, parse_duration(parsed.duration), parsed.time_zone, extra, check_from=now
-    )
-
-
 def tick(
     spec: Mapping[str, Any],
     old_status: Mapping[str, Any] | None,
     generation: int | None,
     now: dt.datetime,
 ) -> Tick:
-    """Compute the window's status at ``now``; events only when ``open`` flips."""
+    """Compute the window's status at ``now``; events only when ``open`` flips.
+
+    Never raises: a window that cannot be computed, for whatever reason, is
+    ``Ready=False`` (``InvalidSchedule`` unless a more precise reason is
+    known) with a Warning event once per generation.
+    """
     old = dict(old_status or {})
     try:
-        schedule = schedule_from_spec(spec, now)
+        return _tick(spec, old, generation, now)
     except InvalidWindow as exc:
-        cond = Cond("ScheduleValid", False, exc.reason, str(exc))
-        conditions = merge_conditions(
-            old.get("conditions"), [cond, ready_from([cond])], generation=generation, now=now
+        return _invalid(old, generation, now, exc.reason, str(exc))
+    except Exception as exc:  # the daemon must outlive any arithmetic surprise
+        log.exception("batchwindow tick failed")
+        return _invalid(
+            old, generation, now, "InvalidSchedule", f"the window cannot be computed: {exc}"
         )
-        events: list[tuple[str, str, str]] = []
-        if old.get("observedGeneration") != generation or _ready(old) is not False:
-            events.append(("Warning", exc.reason, str(exc)))
-        status: dict[str, Any] = {
-            "observedGeneration": generation,
-            "conditions": conditions,
-            "open": None,
-            "currentWindowEnd": None,
-            "nextOpen": None,
-            "nextClose": None,
-        }
-        return Tick(status, events, MAX_SLEEP_SECONDS)
+
+
+def _invalid(
+    old: Mapping[str, Any], generation: int | None, now: dt.datetime, reason: str, message: str
+) -> Tick:
+    cond = Cond("ScheduleValid", False, reason, message)
+    conditions = merge_conditions(
+        old.get("conditions"), [cond, ready_from([cond])], generation=generation, now=now
+    )
+    events: list[tuple[str, str, str]] = []
+    if old.get("observedGeneration") != generation or _ready(old) is not False:
+        events.append(("Warning", reason, message))
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": conditions,
+        "open": None,
+        "currentWindowEnd": None,
+        "nextOpen": None,
+        "nextClose": None,
+    }
+    return Tick(status, events, MAX_SLEEP_SECONDS)
+
+
+def _tick(
+    spec: Mapping[str, Any], old: Mapping[str, Any], generation: int | None, now: dt.datetime
+) -> Tick:
+    schedule = schedule_from_spec(spec, now)
     state = state_at(schedule, now)
+    if state.error is not None:
+        raise InvalidWindow("InvalidSchedule", state.error)
     cond = Cond("ScheduleValid", True, "Valid", "schedule, duration and time zone are valid")
     conditions = merge_conditions(
         old.get("conditions"), [cond, ready_from([cond])], generation=generation, now=now
@@ -83,7 +91,7 @@ def tick(
         "nextOpen": rfc3339(state.next_open) if state.next_open else None,
         "nextClose": rfc3339(state.next_close) if state.next_close else None,
     }
-    events = []
+    events: list[tuple[str, str, str]] = []
     if old.get("open") is not None and old.get("open") != state.open:
         if state.open:
             events.append(("Normal", "WindowOpened", f"open until {status['currentWindowEnd']}"))
@@ -101,3 +109,6 @@ def _ready(status: Mapping[str, Any]) -> bool | None:
         if c.get("type") == "Ready":
             return bool(c.get("status") == "True")
     return None
+
+
+__all__ = ["MAX_SLEEP_SECONDS", "Tick", "schedule_from_spec", "tick"]

@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ballast.api.v1alpha1.common import format_validation_error
 from ballast.api.v1alpha1.gpuquota import GPUQuotaSpec
 from ballast.controller.conditions import Cond, merge_conditions, ready_from
-from ballast.controller.workloadclass import format_validation_error
+from ballast.tenancy import QuotaClaim, conflicts
 
 
 def quota_status(
@@ -18,14 +19,15 @@ def quota_status(
     spec: Mapping[str, Any],
     old_status: Mapping[str, Any] | None,
     generation: int | None,
-    others: Mapping[str, Mapping[str, Any]],
+    quotas: Mapping[str, Mapping[str, Any]],
     now: dt.datetime,
 ) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
-    """Status and events for quota ``name`` given the other quotas' specs.
+    """Status and events for quota ``name`` given every quota as stored (``metadata``, ``spec``).
 
-    A namespace may belong to one quota only (otherwise which limit applies
-    would depend on the order the scheduler saw them); the later-created
-    quota is the one reported invalid by its caller's ordering in ``others``.
+    A namespace belongs to one quota only, decided by ``ballast.tenancy``
+    (the oldest claim wins, ties by name), the same function the scheduler
+    charges usage with: the quota that loses a namespace is
+    ``Ready=False, NamespaceConflict``.
     """
     old = dict(old_status or {})
     parts: list[Cond] = []
@@ -35,11 +37,12 @@ def quota_status(
         parts.append(Cond("SpecValid", False, "InvalidSpec", format_validation_error(exc)))
     else:
         parts.append(Cond("SpecValid", True, "Valid", "spec passed validation"))
+        claims = [QuotaClaim.from_object(q) for q in quotas.values()]
+        if not any(c.name == name for c in claims):
+            claims.append(QuotaClaim.from_object({"metadata": {"name": name}, "spec": spec}))
         clashes = sorted(
-            f"{ns} (also in GPUQuota {other})"
-            for other, other_spec in others.items()
-            if other != name
-            for ns in set(parsed.namespaces) & set(other_spec.get("namespaces") or [])
+            f"{ns} (owned by GPUQuota {owner}, an older claim)"
+            for ns, owner in conflicts(name, claims).items()
         )
         if clashes:
             parts.append(
@@ -56,7 +59,9 @@ def quota_status(
             )
         if parsed.cohort:
             members = sorted(
-                n for n, s in others.items() if s.get("cohort") == parsed.cohort and n != name
+                n
+                for n, q in quotas.items()
+                if (q.get("spec") or {}).get("cohort") == parsed.cohort and n != name
             )
             parts.append(
                 Cond(

@@ -9,9 +9,10 @@ from typing import Any
 
 import kopf
 
+from ballast.api.peering import PEERING_GROUP, PEERING_PLURAL, PEERING_VERSION
 from ballast.api.wellknown import GROUP
 from ballast.clock import SystemClock
-from ballast.kube.raw import Kube
+from ballast.kube.raw import Kube, KubeError, Resource
 
 # Env knobs (also set by the Helm chart). BALLAST_CLOCK_OFFSET_SECONDS shifts
 # the operator's clock, so a demo or test can look at "tonight's" window now.
@@ -22,6 +23,41 @@ ENV_RESYNC = "BALLAST_RESYNC_SECONDS"
 # resync is only a safety net (drift and references are event-driven), so it
 # is rare by default: every object's timer costs a task and a thread hop.
 RESYNC_SECONDS = float(os.environ.get(ENV_RESYNC, "300") or 300)
+# Backoff of a reconciliation that failed (an API error, a PriorityClass that
+# did not converge): 1, 2, 4, ... seconds, capped. kopf counts the retries.
+RETRY_BASE_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
+
+
+def retry_delay(retry: int) -> float:
+    """Seconds before retry number ``retry`` (0 for the first) of a failed reconciliation."""
+    return float(min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** min(max(retry, 0), 16)))
+
+
+PEERING_LIFETIME_SECONDS = 15
+CLUSTER_PEERINGS = Resource(PEERING_GROUP, PEERING_VERSION, PEERING_PLURAL, False)
+
+
+def ensure_peering_object(kube: Kube, name: str) -> None:
+    """Create the ClusterKopfPeering ``name`` unless it exists (its CRD must be installed)."""
+    try:
+        kube.create(
+            CLUSTER_PEERINGS.path(),
+            {
+                "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
+                "kind": "ClusterKopfPeering",
+                "metadata": {"name": name},
+            },
+        )
+    except KubeError as exc:
+        if exc.conflict:
+            return
+        if exc.not_found:
+            raise kopf.PermanentError(
+                f"--peering {name}: the ClusterKopfPeering CRD ({PEERING_PLURAL}."
+                f"{PEERING_GROUP}) is not installed; kubectl apply -f crds/"
+            ) from exc
+        raise
 
 
 @kopf.on.startup()
@@ -53,11 +89,20 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
-    # A single active operator; for HA run kopf peering (see docs/operator.md).
-    settings.peering.standalone = True
+    # Standalone or peering comes from the command line (`--peering NAME`),
+    # already in settings.peering. With peering, a replica whose keep-alive is
+    # older than this is presumed dead and the next one resumes: 15 s bounds
+    # the failover after a crash (a clean exit hands over at once); keep-alives
+    # are written every 5-10 s and are not logged.
     settings.peering.clusterwide = True
+    settings.peering.lifetime = PEERING_LIFETIME_SECONDS
+    settings.peering.stealth = True
 
     memo.kube = Kube.connect(os.environ.get(ENV_KUBECONFIG) or None)
+    if not settings.peering.standalone:
+        # kopf only patches the peering object's status; without the object
+        # a mandatory peering pauses forever, so create it.
+        ensure_peering_object(memo.kube, settings.peering.name)
     offset = float(os.environ.get(ENV_CLOCK_OFFSET, "0") or 0)
     memo.clock = SystemClock(dt.timedelta(seconds=offset))
 

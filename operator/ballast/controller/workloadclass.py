@@ -10,9 +10,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ballast.api.v1alpha1.common import format_validation_error
 from ballast.api.v1alpha1.workloadclass import WorkloadClassSpec
 from ballast.api.wellknown import FIELD_MANAGER, LABEL_MANAGED_BY, MANAGED_BY
 from ballast.controller.builders import (
+    PRIORITY_CLASS_IMMUTABLE,
     build_priority_class,
     priority_class_drift,
     priority_class_name,
@@ -24,21 +26,32 @@ from ballast.logs import kv
 log = logging.getLogger(__name__)
 
 
+# Attempts of one reconciliation at making the PriorityClass right (a stale
+# view, a lost race with drift repair, an immutable field discovered by a 422)
+# before it gives up, reports Ready=False and lets kopf retry with backoff.
+MAX_SYNC_ATTEMPTS = 4
+
+
 @dataclass
 class Outcome:
-    """What a reconciliation did: the status to write and the events to post."""
+    """What a reconciliation did: the status to write, the events to post, whether to retry.
+
+    ``retry`` is set (to why) when the produced objects could not be made
+    right; the status then says ``Ready=False`` and the caller retries with
+    backoff.
+    """
 
     status: dict[str, Any]
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    retry: str | None = None
 
 
-def format_validation_error(exc: ValidationError) -> str:
-    """One line per problem, with the field path in camelCase as the user wrote it."""
-    parts = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"])
-        parts.append(f"spec.{path}: {err['msg']}")
-    return "; ".join(parts)
+class SyncFailed(Exception):
+    """The PriorityClass could not be brought to the desired state; ``reason`` names why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def reconcile(
@@ -57,8 +70,11 @@ def reconcile(
 
     ``actual_pc`` is the PriorityClass as last seen (from the operator's
     index; None when absent); ``window_exists`` is None when the class names
-    no window. Raises ``KubeError`` only for transient API trouble (the
-    handler retries); everything the user can fix ends up in conditions.
+    no window. Never raises: API trouble becomes ``Ready=False`` with a reason
+    and a Warning event, and ``Outcome.retry`` asks the caller to try again.
+    ``Ready=True`` is reported only when the PriorityClass the API server
+    returned (from the write, or as observed when nothing needed writing)
+    equals the desired one.
     """
     old_conditions = (old_status or {}).get("conditions")
     events: list[tuple[str, str, str]] = []
@@ -76,7 +92,33 @@ def reconcile(
         )
 
     desired = build_priority_class(name, uid, parsed)
-    pc_cond = _sync_priority_class(kube, name, desired, actual_pc, events)
+    retry: str | None = None
+    try:
+        pc_cond = _sync_priority_class(kube, name, desired, actual_pc, events)
+    except SyncFailed as exc:
+        pc_cond = Cond("PriorityClassReady", False, exc.reason, str(exc))
+        retry = str(exc)
+    except KubeError as exc:
+        reason = (
+            "PriorityClassRejected"
+            if 400 <= exc.status < 500 and not exc.conflict
+            else "PriorityClassSyncFailed"
+        )
+        pc_cond = Cond(
+            "PriorityClassReady",
+            False,
+            reason,
+            f"PriorityClass {desired['metadata']['name']}: {exc}"[:1024],
+        )
+        retry = str(exc)
+    except Exception as exc:  # transport errors, timeouts: report, never raise
+        pc_cond = Cond(
+            "PriorityClassReady",
+            False,
+            "PriorityClassSyncFailed",
+            f"PriorityClass {desired['metadata']['name']}: {type(exc).__name__}: {exc}"[:1024],
+        )
+        retry = str(exc) or type(exc).__name__
     parts = [Cond("SpecValid", True, "Valid", "spec passed validation"), pc_cond]
     if window_exists is not None:
         parts.append(
@@ -90,16 +132,33 @@ def reconcile(
                 "until it is created",
             )
         )
-    conditions = merge_conditions(
-        old_conditions, [*parts, ready_from(parts)], generation=generation, now=now
-    )
+    ready = ready_from(parts)
+    conditions = merge_conditions(old_conditions, [*parts, ready], generation=generation, now=now)
+    if pc_cond.status is False and _changed(old_conditions, pc_cond, generation):
+        events.append(("Warning", pc_cond.reason, pc_cond.message))
     status = {
         "observedGeneration": generation,
         "priorityClassName": desired["metadata"]["name"],
         "priorityValue": desired["value"],
         "conditions": conditions,
     }
-    return Outcome(status, events)
+    if retry is not None:
+        log.warning(
+            "priorityclass sync failed", extra=kv(workloadclass=name, reason=pc_cond.reason)
+        )
+    return Outcome(status, events, retry)
+
+
+def _changed(old_conditions: Any, cond: Cond, generation: int | None) -> bool:
+    """Whether ``cond`` is news compared to the same-typed condition in ``old_conditions``."""
+    for c in old_conditions or ():
+        if isinstance(c, Mapping) and c.get("type") == cond.type:
+            return (
+                c.get("status") != cond.status_text
+                or c.get("reason") != cond.reason
+                or c.get("observedGeneration") != generation
+            )
+    return True
 
 
 def _sync_priority_class(
@@ -109,64 +168,101 @@ def _sync_priority_class(
     actual: dict[str, Any] | None,
     events: list[tuple[str, str, str]],
 ) -> Cond:
+    """Make the live PriorityClass equal ``desired``; a bounded loop, never recursion.
+
+    Each attempt decides on the freshest view it has: an apply for mutable
+    drift, a uid-guarded delete then create for a change of an immutable
+    field (``value``, ``preemptionPolicy``, or whatever the server calls
+    immutable in a 422). The object the server returns must equal
+    ``desired``; otherwise the next attempt starts from it. Raises
+    ``SyncFailed`` after ``MAX_SYNC_ATTEMPTS`` and ``KubeError`` for API
+    errors it cannot work around.
+    """
     pc_name = desired["metadata"]["name"]
     path = PRIORITY_CLASSES.path(pc_name)
-    if actual is not None and not _ours(actual, desired):
-        return Cond(
-            "PriorityClassReady",
-            False,
-            "NameConflict",
-            f"PriorityClass {pc_name} exists and is not managed by Ballast; rename the class "
-            "or delete that PriorityClass",
-        )
-    drift = priority_class_drift(desired, actual)
-    if drift is None:
-        return _pc_ready(desired)
-    if drift == "value" and actual is not None:
-        # Value is immutable: replace. Delete only the incarnation we saw and
-        # create the new one at once; existing pods keep their resolved
-        # priority, new pods see the class missing for one round trip at most.
-        kube.delete(path, uid=actual["metadata"].get("uid"))
-        _create_or_accept(kube, desired)
-        events.append(
-            (
-                "Normal",
-                "PriorityClassReplaced",
-                f"PriorityClass {pc_name} value {actual.get('value')} -> {desired['value']} "
-                "(value is immutable, so it was replaced)",
+    force_replace = False
+    last = "no attempt made"
+    for _ in range(MAX_SYNC_ATTEMPTS):
+        if actual is not None and not _ours(actual, desired):
+            return Cond(
+                "PriorityClassReady",
+                False,
+                "NameConflict",
+                f"PriorityClass {pc_name} exists and is not managed by Ballast; rename the "
+                "class or delete that PriorityClass",
             )
-        )
+        drift = priority_class_drift(desired, actual)
+        if drift is None:
+            return _pc_ready(desired)
+        replace = actual is not None and (force_replace or drift in PRIORITY_CLASS_IMMUTABLE)
+        try:
+            if replace:
+                assert actual is not None
+                # Delete only the incarnation we saw (a 409 means someone
+                # replaced it meanwhile: look again), then create at once;
+                # existing pods keep their resolved priority.
+                kube.delete(path, uid=actual["metadata"].get("uid"))
+            written = kube.apply(path, desired, field_manager=FIELD_MANAGER)
+        except KubeError as exc:
+            if exc.status == 422 and _immutable(exc.message):
+                force_replace = True  # the live object differs in a field we cannot patch
+            elif not exc.conflict:
+                raise
+            last = str(exc)
+            actual = kube.get(path)
+            continue
+        still = priority_class_drift(desired, written)
+        if still is not None:
+            last = f"the server returned it with {still} different from the desired state"
+            actual = written
+            continue
+        events.append(_sync_event(pc_name, drift, replace, actual, desired))
         log.info(
-            "priorityclass replaced", extra=kv(workloadclass=class_name, value=desired["value"])
+            "priorityclass synced",
+            extra=kv(workloadclass=class_name, drift=drift, replaced=replace),
         )
         return _pc_ready(desired)
-    try:
-        kube.apply(path, desired, field_manager=FIELD_MANAGER)
-    except KubeError as exc:
-        if exc.status == 422 and "immutable" in exc.message:
-            # Our view was stale and the live object has another value.
-            live = kube.get(path)
-            return _sync_priority_class(kube, class_name, desired, live, events)
-        raise
-    reason = "PriorityClassCreated" if drift == "missing" else "PriorityClassRestored"
-    verb = "created" if drift == "missing" else "restored to the desired state"
-    events.append(("Normal", reason, f"PriorityClass {pc_name} {verb} (value {desired['value']})"))
-    log.info("priorityclass applied", extra=kv(workloadclass=class_name, drift=drift))
-    return _pc_ready(desired)
+    raise SyncFailed(
+        "PriorityClassNotConverged",
+        f"PriorityClass {pc_name} did not reach the desired state after "
+        f"{MAX_SYNC_ATTEMPTS} attempts (last: {last}); retrying with backoff",
+    )
 
 
-def _create_or_accept(kube: Kube, desired: dict[str, Any]) -> None:
-    try:
-        kube.create(PRIORITY_CLASSES.path(), desired)
-    except KubeError as exc:
-        if not exc.conflict:
-            raise
-        # Someone (our own drift handler) created it first; accept it if right.
-        live = kube.get(PRIORITY_CLASSES.path(desired["metadata"]["name"]))
-        if live is None or live.get("value") != desired["value"]:
-            raise
-    kube.apply(
-        PRIORITY_CLASSES.path(desired["metadata"]["name"]), desired, field_manager=FIELD_MANAGER
+def _immutable(message: str) -> bool:
+    """Whether a 422 says a field cannot change (the wordings the API server uses)."""
+    return "immutable" in message or "may not be changed" in message
+
+
+def _sync_event(
+    pc_name: str,
+    drift: str,
+    replaced: bool,
+    actual: Mapping[str, Any] | None,
+    desired: Mapping[str, Any],
+) -> tuple[str, str, str]:
+    if replaced and actual is not None:
+        changes = ", ".join(
+            f"{k} {actual.get(k)} -> {desired[k]}"
+            for k in PRIORITY_CLASS_IMMUTABLE
+            if actual.get(k) != desired[k]
+        )
+        return (
+            "Normal",
+            "PriorityClassReplaced",
+            f"PriorityClass {pc_name} replaced ({changes or drift}; "
+            "immutable fields change only by delete and create)",
+        )
+    if drift == "missing":
+        return (
+            "Normal",
+            "PriorityClassCreated",
+            f"PriorityClass {pc_name} created (value {desired['value']})",
+        )
+    return (
+        "Normal",
+        "PriorityClassRestored",
+        f"PriorityClass {pc_name} restored to the desired state (value {desired['value']})",
     )
 
 
@@ -229,4 +325,11 @@ def reconcile_from_api(
     return outcome
 
 
-__all__ = ["Outcome", "priority_class_name", "reconcile", "reconcile_from_api"]
+__all__ = [
+    "Outcome",
+    "SyncFailed",
+    "format_validation_error",
+    "priority_class_name",
+    "reconcile",
+    "reconcile_from_api",
+]

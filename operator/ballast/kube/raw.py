@@ -25,6 +25,10 @@ MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 
+# What a request raises when the connection, TLS or a timeout fails (urllib3's own
+# errors do not derive from OSError): callers that retry catch these and KubeError.
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (OSError, urllib3.exceptions.HTTPError)
+
 
 class KubeError(Exception):
     """A non-2xx answer from the API server."""
@@ -125,8 +129,16 @@ class Kube:
         content_type: str | None = None,
         timeout: float | tuple[float, float] | None = 30.0,
         stream: bool = False,
+        retries: bool | int | None = None,
     ) -> Any:
-        """Send one request; returns decoded JSON (or the open response if ``stream``)."""
+        """Send one request; returns decoded JSON (or the open response if ``stream``).
+
+        ``timeout`` bounds connect plus each read (a float) or each separately (a
+        pair). ``retries`` overrides urllib3's transparent retries, which resend
+        idempotent requests (GET, PUT) after a read timeout and so multiply the
+        time a call may take; callers with a deadline pass ``False`` and retry
+        themselves.
+        """
         url = self.api.configuration.host + path
         if query:
             url += "?" + urllib.parse.urlencode(
@@ -143,6 +155,7 @@ class Kube:
         # Straight to urllib3: the generated REST layer re-serialises bodies by
         # content type (and turns a JSON patch it does not recognise into a
         # strategic merge patch), which is not what a raw client wants.
+        extra: dict[str, Any] = {} if retries is None else {"retries": retries}
         resp = self.api.rest_client.pool_manager.request(
             method,
             url,
@@ -150,6 +163,7 @@ class Kube:
             headers=headers,
             timeout=_timeout(timeout),
             preload_content=False,
+            **extra,
         )
         if stream and 200 <= resp.status < 300:
             return resp

@@ -80,12 +80,12 @@ class BallastProcess:
                 self.kill()
         self.pid_path.unlink(missing_ok=True)
 
-    def rss_mb(self) -> float | None:
-        """Resident memory of the process, in MiB (Linux /proc)."""
+    def rss_mb(self, field: str = "VmRSS") -> float | None:
+        """Resident memory of the process, in MiB (Linux /proc); ``VmHWM`` for the peak."""
         if not self.alive() or self.pid is None:
             return None
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
         return None
 

@@ -42,6 +42,9 @@ MANIFEST = "ballast-bins.json"
 ENV_CACHE = "BALLAST_CACHE"
 ENV_BIN_DIR = "BALLAST_BIN_DIR"
 ENV_HACK_DIR = "BALLAST_HACK_DIR"
+# Selects another Kubernetes minor than the newest one: its wrapper module is
+# hack/k8s-<minor>/ (e.g. BALLAST_K8S_VERSION=1.35 -> hack/k8s-1.35).
+ENV_K8S_VERSION = "BALLAST_K8S_VERSION"
 
 _K8S_REQUIRE = re.compile(r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\d+\.\d+\.\d+\S*)", re.M)
 _GO_DIRECTIVE = re.compile(r"^go\s+(\d+\.\d+(?:\.\d+)?)", re.M)
@@ -65,11 +68,35 @@ def hack_dir() -> Path:
     return path
 
 
-def kubernetes_version(hack: Path) -> str:
-    """The ``k8s.io/kubernetes`` version pinned in ``hack/k8s/go.mod`` (e.g. ``v1.34.4``)."""
-    match = _K8S_REQUIRE.search((hack / "k8s" / "go.mod").read_text())
+def k8s_module(hack: Path) -> str:
+    """The wrapper module folder (under ``hack/``) of the selected Kubernetes version.
+
+    ``hack/k8s`` pins the newest supported minor; ``$BALLAST_K8S_VERSION``
+    (``1.35``, or ``v1.35.4`` whose minor is used) selects ``hack/k8s-1.35``.
+    """
+    want = os.environ.get(ENV_K8S_VERSION, "").strip().lstrip("v")
+    if not want:
+        return "k8s"
+    minor = ".".join(want.split(".")[:2])
+    if minor == ".".join(kubernetes_version(hack, "k8s").lstrip("v").split(".")[:2]):
+        return "k8s"
+    folder = f"k8s-{minor}"
+    if not (hack / folder / "go.mod").is_file():
+        known = sorted(p.parent.name.removeprefix("k8s-") for p in hack.glob("k8s-*/go.mod"))
+        newest = kubernetes_version(hack, "k8s")
+        raise BuildError(
+            f"{ENV_K8S_VERSION}={want}: no wrapper module hack/{folder}; "
+            f"available: {', '.join([newest, *known])}"
+        )
+    return folder
+
+
+def kubernetes_version(hack: Path, module: str | None = None) -> str:
+    """The ``k8s.io/kubernetes`` version pinned in the selected wrapper (e.g. ``v1.37.2``)."""
+    gomod = hack / (module or k8s_module(hack)) / "go.mod"
+    match = _K8S_REQUIRE.search(gomod.read_text())
     if not match:
-        raise BuildError(f"no k8s.io/kubernetes requirement in {hack / 'k8s' / 'go.mod'}")
+        raise BuildError(f"no k8s.io/kubernetes requirement in {gomod}")
     return match.group(1)
 
 
@@ -83,8 +110,15 @@ def minimum_go(hack: Path) -> str:
 def hack_files(hack: Path) -> list[Path]:
     """Every file whose content decides what the build produces, in a stable order."""
     files = {hack / "build.sh"}
+    selected = k8s_module(hack)
     for pattern in ("go.mod", "go.sum", "*.go"):
-        files.update(hack.rglob(pattern))
+        files.update(
+            p
+            for p in hack.rglob(pattern)
+            # Only the selected Kubernetes wrapper decides this build.
+            if not p.relative_to(hack).parts[0].startswith("k8s")
+            or p.relative_to(hack).parts[0] == selected
+        )
     return sorted(files, key=lambda p: p.relative_to(hack).as_posix())
 
 
@@ -234,6 +268,7 @@ def build(cache: Path | None = None, force: bool = False) -> Path:
         proc = subprocess.Popen(
             ["bash", str(hack / "build.sh"), str(tmp)],
             cwd=hack,
+            env={**os.environ, "BALLAST_K8S_MODULE": k8s_module(hack)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

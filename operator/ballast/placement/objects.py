@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ballast.api.wellknown import LABEL_GPU_PRODUCT, CacheInventory, NodeTelemetry
+from ballast.selectors import Selector
 
 Tier = Literal["Interactive", "Nearline", "Offline"]
 TIERS: tuple[Tier, ...] = ("Interactive", "Nearline", "Offline")
@@ -185,6 +186,9 @@ class PreemptionPolicy:
     min_runtime_s: float = 0.0
     grace_period_s: float = 30.0
     for_locality: bool = False
+    # Whether a victim of this class is asked to checkpoint before it is evicted
+    # (WorkloadClass preemption.signal); read by the live scheduler only.
+    checkpoint: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,11 +275,9 @@ class DisruptionBudget:
     """A PodDisruptionBudget: pods matching ``selector`` in ``namespace``."""
 
     namespace: str
-    selector: Mapping[str, str]
+    selector: Selector
     disruptions_allowed: int
 
     def matches(self, namespace: str, labels: Mapping[str, str]) -> bool:
         """Whether a pod with these labels in ``namespace`` is covered."""
-        return namespace == self.namespace and all(
-            labels.get(k) == v for k, v in self.selector.items()
-        )
+        return namespace == self.namespace and self.selector.matches(labels)

@@ -25,10 +25,14 @@ from ballast.placement.fragmentation import WorkloadMix
 from ballast.placement.objects import MILLI, NodeInfo, Pod, Tier
 from ballast.placement.state import NodeCaches, Placement, Usage, UsageBook
 
-__all__ = ["Placement", "Snapshot"]
+__all__ = ["Placement", "PlacementError", "Snapshot"]
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
+
+
+class PlacementError(ValueError):
+    """An update the snapshot refuses because it would leave an impossible state."""
 
 
 # Per-node columns and what a new row starts as.
@@ -161,14 +165,18 @@ class Snapshot:
     def update_node(self, node: NodeInfo) -> int:
         """Replace a node's static facts, keeping what its pods hold."""
         r = self._index[node.name]
-        used = MILLI - self.free[r, : self.gpu_count[r]]
         self.cpu_free[r] += node.cpu_milli - self.cpu_cap[r]
         self.mem_free[r] += node.memory_mib - self.mem_cap[r]
         self._widen(node.gpu_count)
+        # Free GPU amounts are recomputed from what the node's pods hold, so a
+        # GPU that disappears and comes back is still held by its pod.
+        held = np.zeros(self.free.shape[1], dtype=np.int64)
+        for p in self.row_pods[r].values():
+            for g in p.gpus:
+                if g < held.shape[0]:
+                    held[g] += p.milli_per_gpu
         self.free[r] = 0
-        n = min(node.gpu_count, used.shape[0])
-        self.free[r, :n] = MILLI - used[:n]
-        self.free[r, n : node.gpu_count] = MILLI
+        self.free[r, : node.gpu_count] = MILLI - held[: node.gpu_count]
         self._set_static(r, node)
         return r
 
@@ -312,21 +320,70 @@ class Snapshot:
         start_time: float,
         tier: Tier = "Offline",
         borrowed: bool = False,
-        force: bool = False,
     ) -> Placement:
         """Record ``pod`` as running on ``node`` with ``gpus``; returns its placement.
 
-        Raises ValueError when the pod is already placed or does not fit
-        (``force`` skips the fit check, for pods that are already bound by
-        someone else and must be accounted for as they are).
+        Raises :class:`PlacementError` when the pod is already placed or does
+        not fit: the snapshot never holds an impossible state.
         """
         if pod.id in self.pods:
-            raise ValueError(f"pod {pod.id} is already placed")
-        problem = "" if force else self.fits(pod, node, gpus)
+            raise PlacementError(f"pod {pod.id} is already placed")
+        problem = self.fits(pod, node, gpus)
         if problem:
-            raise ValueError(f"pod {pod.key} on {node}: {problem}")
-        r = self._index[node]
+            raise PlacementError(f"pod {pod.key} on {node}: {problem}")
         milli = MILLI if pod.gpus else pod.gpu_milli
+        return self._record(
+            pod, node, tuple(gpus), milli if gpus else 0, start_time, tier, borrowed
+        )
+
+    def account(
+        self,
+        pod: Pod,
+        node: str,
+        gpus: tuple[int, ...],
+        milli_per_gpu: int,
+        *,
+        start_time: float,
+        tier: Tier = "Offline",
+    ) -> Placement:
+        """Record a pod that is already bound (by us before a restart, or by someone else).
+
+        Its CPU and memory are charged as they are (the node may be over
+        committed on those by another party), but GPUs are held to the same
+        rules as :meth:`assume`: each index exists on the node, appears once
+        and has ``milli_per_gpu`` free. Anything else raises
+        :class:`PlacementError`; the caller picks GPUs that do fit.
+        """
+        if pod.id in self.pods:
+            raise PlacementError(f"pod {pod.id} is already placed")
+        r = self._index.get(node)
+        if r is None or not self.present[r]:
+            raise PlacementError(f"no node {node}")
+        if not 0 <= milli_per_gpu <= MILLI or (gpus and milli_per_gpu == 0):
+            raise PlacementError(f"impossible share {milli_per_gpu} milli per GPU")
+        if len(set(gpus)) != len(gpus):
+            raise PlacementError(f"GPU indices repeat: {gpus}")
+        for g in gpus:
+            if not 0 <= g < self.gpu_count[r] or self.free[r, g] < milli_per_gpu:
+                raise PlacementError(f"GPU {g} on {node} lacks {milli_per_gpu} free milli")
+        return self._record(pod, node, tuple(gpus), milli_per_gpu, start_time, tier, False)
+
+    def free_gpus(self, node: str) -> list[tuple[int, int]]:
+        """``(index, free milli)`` of each GPU of ``node``, lowest index first."""
+        r = self._index[node]
+        return [(g, int(self.free[r, g])) for g in range(int(self.gpu_count[r]))]
+
+    def _record(
+        self,
+        pod: Pod,
+        node: str,
+        gpus: tuple[int, ...],
+        milli: int,
+        start_time: float,
+        tier: Tier,
+        borrowed: bool,
+    ) -> Placement:
+        r = self._index[node]
         p = Placement(
             pod.id,
             pod.namespace,
@@ -335,8 +392,8 @@ class Snapshot:
             tier,
             pod.priority,
             node,
-            tuple(gpus),
-            milli if gpus else 0,
+            gpus,
+            milli,
             pod.cpu_milli,
             pod.memory_mib,
             start_time,

@@ -9,12 +9,15 @@ import os
 import queue
 import signal
 import socket
+import sys
 import threading
 
 from ballast.clock import SystemClock
+from ballast.kube import compat
 from ballast.kube.raw import (
     BATCHWINDOWS,
     GPUQUOTAS,
+    NAMESPACES,
     NODES,
     PDBS,
     PODS,
@@ -25,11 +28,14 @@ from ballast.logs import kv
 from ballast.scheduler.actions import Actions
 from ballast.scheduler.core import Config, Scheduler
 from ballast.scheduler.informer import Event, Informer
-from ballast.scheduler.leader import LeaderElector
+from ballast.scheduler.leader import DEFAULT_TIMING, LeaderElector, Timing
 from ballast.scheduler.metrics import SchedulerMetrics
 from ballast.scheduler.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
+
+
+EVENT_QUEUE_SIZE = 20000
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +64,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lease-namespace", default="default")
     parser.add_argument("--lease-name", default="ballast-scheduler")
     parser.add_argument("--identity", default=f"{socket.gethostname()}-{os.getpid()}")
+    # Named like kube-scheduler's flags; see docs/scheduler.md "Two replicas".
+    parser.add_argument(
+        "--leader-elect-lease-duration",
+        type=int,
+        default=DEFAULT_TIMING.lease_s,
+        help="seconds a standby waits, from when it last saw the lease change, before taking it",
+    )
+    parser.add_argument(
+        "--leader-elect-renew-deadline",
+        type=float,
+        default=DEFAULT_TIMING.renew_deadline_s,
+        help="seconds the leader keeps acting without a successful renewal (< lease duration)",
+    )
+    parser.add_argument(
+        "--leader-elect-retry-period",
+        type=float,
+        default=DEFAULT_TIMING.retry_s,
+        help="seconds between lease attempts",
+    )
+    parser.add_argument(
+        "--leader-elect-request-timeout",
+        type=float,
+        default=None,
+        help="timeout of one lease request (default: a quarter of the renew deadline)",
+    )
+    parser.add_argument(
+        "--api-write-timeout",
+        type=float,
+        default=2.5,
+        help="timeout of one bind/eviction/status request (failures are retried with backoff); "
+        "keep it below lease duration - renew deadline",
+    )
     parser.add_argument(
         "--extender",
         action="store_true",
@@ -70,7 +108,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def build(args: argparse.Namespace) -> tuple[Scheduler, list[Informer], Kube]:
     """Wire the client, the informers, the writers and the scheduler together."""
     kube = Kube.connect(args.kubeconfig, qps_pool=max(32, args.workers * 2))
-    events: queue.Queue[Event] = queue.Queue()
+    # Bounded: when the scheduling thread falls behind, informers and writers
+    # wait (backpressure) instead of the queue growing without limit.
+    events: queue.Queue[Event] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
     clock = SystemClock()
     metrics = SchedulerMetrics()
     bucket = TokenBucket(args.kube_api_qps, args.kube_api_burst)
@@ -81,6 +121,7 @@ def build(args: argparse.Namespace) -> tuple[Scheduler, list[Informer], Kube]:
         workers=args.workers,
         scheduler_name=args.scheduler_name,
         now=clock.now,
+        timeout_s=args.api_write_timeout,
     )
     sched = Scheduler(
         actions,
@@ -91,7 +132,7 @@ def build(args: argparse.Namespace) -> tuple[Scheduler, list[Informer], Kube]:
     )
     informers = [
         Informer(kube, res, events)
-        for res in (NODES, WORKLOADCLASSES, GPUQUOTAS, BATCHWINDOWS, PDBS, PODS)
+        for res in (NODES, NAMESPACES, WORKLOADCLASSES, GPUQUOTAS, BATCHWINDOWS, PDBS, PODS)
     ]
     return sched, informers, kube
 
@@ -99,6 +140,12 @@ def build(args: argparse.Namespace) -> tuple[Scheduler, list[Informer], Kube]:
 def run(args: argparse.Namespace) -> int:
     """Run until SIGTERM/SIGINT."""
     sched, informers, kube = build(args)
+    try:
+        compat.require(kube.get, compat.SCHEDULER_APIS, "the scheduler")
+    except compat.IncompatibleServer as exc:
+        log.error("incompatible API server", extra=kv(error=exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -123,10 +170,23 @@ def run(args: argparse.Namespace) -> int:
     elector = None
     if args.leader_elect:
         sched.leader = False
+        timing = Timing(args.leader_elect_lease_duration, args.leader_elect_renew_deadline,
+                        args.leader_elect_retry_period, args.leader_elect_request_timeout)  # fmt: skip
+        try:
+            timing.validate()
+        except ValueError as exc:
+            log.error("invalid leader-election timings", extra=kv(error=exc))
+            return 2
+        if args.api_write_timeout >= timing.lease_s - timing.renew_deadline_s:
+            log.warning("API write timeout is not below lease duration - renew deadline: a write "
+                        "the old leader still waits for may land after a standby took over",
+                        extra=kv(write_timeout=args.api_write_timeout))  # fmt: skip
         elector = LeaderElector(
             kube, namespace=args.lease_namespace, name=args.lease_name, identity=args.identity, clock=sched.clock,
-            on_started=lambda: sched.metrics.leader.set(1), on_stopped=stop.set,
+            timing=timing, on_started=lambda: sched.metrics.leader.set(1), on_stopped=stop.set,
         )  # fmt: skip
+        # Every queued write checks the term it was queued in right before it is sent.
+        sched.actions.fence = elector.term
         elector.start()
     log.info(
         "scheduler started",
@@ -138,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         profiler.enable()
     while not stop.is_set():
         if elector is not None:
-            sched.leader = elector.is_leader.is_set()
+            sched.leader = elector.leading()
         sched.step(0.05)
     if profiler is not None:
         profiler.disable()

@@ -1,5 +1,7 @@
-"""Raw Kubernetes objects → the placement engine's plain inputs.
+"""Raw Kubernetes objects → the placement engine's plain inputs: nodes, classes, quotas, PDBs.
 
+Pods have their own module (:mod:`ballast.scheduler.podspec`), which uses
+the typed readers here (:func:`str_map`, :func:`text`, the quantities).
 Pure and tolerant: nothing here raises on a malformed object. Each function
 returns its result together with the problems it found, so the scheduler
 can tell the user (event, condition) and carry on. This is the hot path of
@@ -13,21 +15,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ballast import selectors
 from ballast.api import wellknown as wk
 from ballast.api.v1alpha1.workloadclass import TIER_BASE, PlacementWeights
 from ballast.placement.objects import (
     ClassPolicy,
     DisruptionBudget,
     NodeInfo,
-    NodeSelectorRequirement,
-    NodeSelectorTerm,
-    Pod,
     PoolPolicy,
     PreemptionPolicy,
     QuotaPolicy,
     ScoringPolicy,
     Taint,
-    Toleration,
 )
 from ballast.placement.plugins import (
     data_locality,
@@ -40,6 +39,9 @@ from ballast.placement.profiles import profile
 from ballast.scheduler.sources import AnnotationSource, NodeDataSource
 
 MILLI = 1000
+# A node reporting more GPUs than any machine has is broken data, not a node
+# to widen every per-GPU column for.
+MAX_GPUS_PER_NODE = 64
 _ANNOTATIONS = AnnotationSource()
 _MAY_PREEMPT = {"Never": "never", "LowerTier": "lower-tier", "LowerPriority": "lower-priority"}
 # WorkloadClass weight terms → score plugins. A class weight scales the
@@ -62,6 +64,17 @@ class Mapped:
     problems: list[str] = field(default_factory=list)
 
 
+def str_map(raw: Any, keep: Any = None) -> dict[str, str]:
+    """A map of strings to strings (keys passing ``keep``); anything else in it is dropped."""
+    if not isinstance(raw, Mapping):
+        return {}
+    return {
+        k: v
+        for k, v in raw.items()
+        if isinstance(k, str) and isinstance(v, str) and (keep is None or keep(k))
+    }
+
+
 def parse_time(value: Any) -> float:
     """RFC 3339 → epoch seconds (0.0 when absent or malformed)."""
     if not isinstance(value, str):
@@ -77,10 +90,17 @@ def quantity_milli(value: Any) -> int:
     s = str(value or "0").strip()
     try:
         if s.endswith("m"):
-            return int(float(s[:-1]))
-        return int(float(s) * 1000)
-    except ValueError:
+            return _bounded(float(s[:-1]))
+        return _bounded(float(s) * 1000)
+    except (ValueError, OverflowError):
         return 0
+
+
+def _bounded(x: float) -> int:
+    """A parsed quantity as a non-negative int no larger than 2**53 (NaN, inf → 0)."""
+    if x != x or x in (float("inf"), float("-inf")):
+        return 0
+    return int(min(max(x, 0.0), 2.0**53))
 
 
 _BIN = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
@@ -93,12 +113,12 @@ def quantity_mib(value: Any) -> int:
     try:
         for suffix, mult in _BIN.items():
             if s.endswith(suffix):
-                return int(float(s[: -len(suffix)]) * mult) // 2**20
+                return _bounded(float(s[: -len(suffix)]) * mult) // 2**20
         for suffix, mult in _DEC.items():
             if s.endswith(suffix):
-                return int(float(s[: -len(suffix)]) * mult) // 2**20
-        return int(float(s)) // 2**20
-    except ValueError:
+                return _bounded(float(s[: -len(suffix)]) * mult) // 2**20
+        return _bounded(float(s)) // 2**20
+    except (ValueError, OverflowError):
         return 0
 
 
@@ -125,6 +145,8 @@ def class_policy(name: str, spec: Mapping[str, Any]) -> ClassPolicy:
             preemptible=bool(pre.get("preemptible", True)),
             min_runtime_s=float(pre.get("minRuntimeSeconds", 0) or 0),
             grace_period_s=float(pre.get("gracePeriodSeconds", 30) or 0),
+            for_locality=pre.get("forLocality") is True,
+            checkpoint=pre.get("signal", "CheckpointRequest") != "None",
         ),
         pool=PoolPolicy(
             name=pool.get("name") or "",
@@ -162,11 +184,17 @@ def quota_policies(name: str, spec: Mapping[str, Any]) -> list[QuotaPolicy]:
     ]
 
 
+def text(v: Any) -> str:
+    """``v`` when it is a string, else ""."""
+    return v if isinstance(v, str) else ""
+
+
 def _taints(raw: Any) -> tuple[Taint, ...]:
     out = []
-    for t in raw or ():
+    for t in raw if isinstance(raw, list) else ():
         if (
-            isinstance(t, dict)
+            isinstance(t, Mapping)
+            and isinstance(t.get("key"), str)
             and t.get("key")
             and t.get("effect")
             in (
@@ -175,7 +203,7 @@ def _taints(raw: Any) -> tuple[Taint, ...]:
                 "PreferNoSchedule",
             )
         ):
-            out.append(Taint(t["key"], t.get("value") or "", t["effect"]))
+            out.append(Taint(t["key"], text(t.get("value")), t["effect"]))
     return tuple(out)
 
 
@@ -183,28 +211,39 @@ def node_info(node: Mapping[str, Any], source: NodeDataSource | None = None) -> 
     """A Node as :class:`NodeInfo`; garbage telemetry or cache data become problems and no data."""
     source = source or _ANNOTATIONS
     meta = node.get("metadata") or {}
-    labels = dict(meta.get("labels") or {})
-    status = node.get("status") or {}
+    labels = str_map(meta.get("labels"))
+    status = node.get("status") if isinstance(node.get("status"), Mapping) else {}
+    assert isinstance(status, Mapping)
     alloc = status.get("allocatable") or status.get("capacity") or {}
+    alloc = alloc if isinstance(alloc, Mapping) else {}
     problems: list[str] = []
     try:
         gpu_count = int(str(alloc.get(wk.GPU_RESOURCE, "0")))
     except ValueError:
         gpu_count = 0
         problems.append(f"allocatable {wk.GPU_RESOURCE} is not an integer")
+    if not 0 <= gpu_count <= MAX_GPUS_PER_NODE:
+        problems.append(
+            f"allocatable {wk.GPU_RESOURCE} {gpu_count} is outside 0..{MAX_GPUS_PER_NODE}"
+        )
+        gpu_count = 0
     try:
         gpu_mem = int(labels.get(wk.LABEL_GPU_MEMORY_MIB, "0") or 0)
+        if not 0 <= gpu_mem < 2**31:
+            raise ValueError
     except ValueError:
         gpu_mem = 0
-        problems.append(f"label {wk.LABEL_GPU_MEMORY_MIB} is not an integer")
+        problems.append(f"label {wk.LABEL_GPU_MEMORY_MIB} is not a MiB count")
     cache = source.cache(node)
     telemetry = source.telemetry(node)
     problems += (cache.problems if cache else []) + telemetry.problems
+    conditions = status.get("conditions")
     ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or ()
+        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (conditions if isinstance(conditions, list) else ())
     )
-    spec = node.get("spec") or {}
+    spec = node.get("spec") if isinstance(node.get("spec"), Mapping) else {}
+    assert isinstance(spec, Mapping)
     info = NodeInfo(
         name=meta.get("name", ""),
         gpu_count=gpu_count,
@@ -221,113 +260,22 @@ def node_info(node: Mapping[str, Any], source: NodeDataSource | None = None) -> 
     return Mapped(info, problems)
 
 
-def _requests(pod: Mapping[str, Any]) -> tuple[int, int, int]:
-    gpus = cpu = mem = 0
-    for c in (pod.get("spec") or {}).get("containers") or ():
-        res = c.get("resources") or {}
-        req = {**(res.get("limits") or {}), **(res.get("requests") or {})}
-        try:
-            gpus += int(str(req.get(wk.GPU_RESOURCE, "0")))
-        except ValueError:
-            raise ValueError(f"{wk.GPU_RESOURCE} request is not a whole number") from None
-        cpu += quantity_milli(req.get("cpu"))
-        mem += quantity_mib(req.get("memory"))
-    return gpus, cpu, mem
+def disruption_budget(pdb: Mapping[str, Any]) -> Mapped:
+    """A PodDisruptionBudget (full label-selector semantics).
 
-
-def _affinity(spec: Mapping[str, Any]) -> tuple[NodeSelectorTerm, ...]:
-    na = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-        "requiredDuringSchedulingIgnoredDuringExecution"
-    ) or {}
-    terms = []
-    for term in na.get("nodeSelectorTerms") or ():
-        reqs = tuple(
-            NodeSelectorRequirement(e["key"], e["operator"], tuple(e.get("values") or ()))
-            for e in term.get("matchExpressions") or ()
-            if e.get("operator") in ("In", "NotIn", "Exists", "DoesNotExist")
-        )
-        terms.append(NodeSelectorTerm(reqs))
-    return tuple(terms)
-
-
-def engine_pod(pod: Mapping[str, Any], cls: ClassPolicy | None, tenant: str) -> Mapped:
-    """A Pod as the engine's :class:`Pod`; ``value`` is None when the request is unusable."""
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
-    annotations = meta.get("annotations") or {}
-    labels = meta.get("labels") or {}
-    problems: list[str] = []
-    try:
-        gpus, cpu, mem = _requests(pod)
-    except ValueError as exc:
-        return Mapped(None, [str(exc)])
-    milli = wk.parse_gpu_milli(annotations.get(wk.ANNOTATION_GPU_MILLI))
-    if milli.problems:
-        return Mapped(None, milli.problems)
-    gpu_milli = milli.value if milli.value < MILLI else 0
-    if milli.value >= MILLI and not gpus:
-        gpus = 1
-    if gpus and gpu_milli:
-        return Mapped(
-            None, [f"{wk.ANNOTATION_GPU_MILLI} and a {wk.GPU_RESOURCE} request are exclusive"]
-        )
-    tolerations = tuple(
-        Toleration(
-            t.get("key") or "",
-            t.get("operator") or "Equal",
-            t.get("value") or "",
-            t.get("effect") or "",
-        )
-        for t in spec.get("tolerations") or ()
-        if isinstance(t, dict)
-    )
-    owner = next((o for o in meta.get("ownerReferences") or () if o.get("controller")), None)
-    spread_key = f"{meta.get('namespace')}/{owner['kind']}/{owner['name']}" if owner else ""
-    try:
-        value = Pod(
-            namespace=meta.get("namespace", ""),
-            name=meta.get("name", ""),
-            uid=meta.get("uid", ""),
-            class_name=cls.name if cls else "",
-            priority=int(spec.get("priority") or 0),
-            gpus=gpus,
-            gpu_milli=gpu_milli,
-            cpu_milli=cpu,
-            memory_mib=mem,
-            gpu_products=cls.pool.gpu_products if cls else (),
-            min_gpu_memory_mib=cls.pool.min_gpu_memory_mib if cls else 0,
-            node_selector=dict(spec.get("nodeSelector") or {}),
-            affinity=_affinity(spec),
-            tolerations=tolerations,
-            models=wk.parse_name_list(annotations.get(wk.ANNOTATION_MODELS)),
-            datasets=wk.parse_name_list(annotations.get(wk.ANNOTATION_DATASETS)),
-            creation_time=parse_time(meta.get("creationTimestamp")),
-            labels=dict(labels),
-            spread_key=spread_key,
-            tenant=tenant,
-        )
-    except ValueError as exc:
-        return Mapped(None, [str(exc)])
-    return Mapped(value, problems)
-
-
-def disruption_budget(pdb: Mapping[str, Any]) -> DisruptionBudget | None:
-    """A PodDisruptionBudget with a matchLabels selector (others are not supported)."""
+    A selector that cannot be read protects every pod of its namespace (and
+    says so): when in doubt, disrupt less.
+    """
     meta = pdb.get("metadata") or {}
-    sel = ((pdb.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    allowed = (pdb.get("status") or {}).get("disruptionsAllowed", 0)
-    if not sel:
-        return None
-    return DisruptionBudget(meta.get("namespace", ""), dict(sel), int(allowed or 0))
-
-
-def gpu_ids(pod: Mapping[str, Any]) -> tuple[int, ...]:
-    """The GPU indices recorded on a bound pod (``ballast.dev/gpu-ids``), if any."""
-    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(GPU_IDS_ANNOTATION, "")
-    try:
-        return tuple(int(x) for x in raw.split(",") if x.strip())
-    except ValueError:
-        return ()
-
-
-GPU_IDS_ANNOTATION = f"{wk.GROUP}/gpu-ids"
+    spec = pdb.get("spec") or {}
+    selector, problems = selectors.parse(
+        spec.get("selector") if isinstance(spec, Mapping) else None
+    )
+    status = pdb.get("status") or {}
+    allowed = status.get("disruptionsAllowed", 0) if isinstance(status, Mapping) else 0
+    if not isinstance(allowed, int) or isinstance(allowed, bool):
+        allowed, problems = 0, [*problems, "status.disruptionsAllowed is not an integer"]
+    budget = DisruptionBudget(
+        text(meta.get("namespace")), selector or selectors.EVERYTHING, max(0, allowed)
+    )
+    return Mapped(budget, problems)

@@ -39,6 +39,19 @@ class SchedulerMetrics:
         self.bind_errors = Counter(
             "ballast_scheduler_bind_errors", "Binds that failed and were retried.", registry=r
         )
+        self.errors = Counter(
+            "ballast_scheduler_errors",
+            "Unexpected errors by stage (event: handling a watch event; decide: a scheduling "
+            "attempt). The object is retried with backoff; the loop goes on.",
+            ["stage"],
+            registry=r,
+        )
+        self.invalid_objects = Counter(
+            "ballast_scheduler_invalid_objects",
+            "Objects read with data the scheduler could not use (reported in an event), by kind.",
+            ["kind"],
+            registry=r,
+        )
         self.leader = Gauge(
             "ballast_scheduler_is_leader", "1 while this replica holds the lease.", registry=r
         )

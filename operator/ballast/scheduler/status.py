@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ballast.kube.raw import GPUQUOTAS, WORKLOADCLASSES
+from ballast.placement.objects import QuotaPolicy
 
 if TYPE_CHECKING:
     from ballast.scheduler.core import Scheduler
@@ -27,29 +28,25 @@ def status_writes(s: Scheduler) -> dict[str, dict[str, Any]]:
     waiting_by_tenant: dict[str, int] = {}
     pending_by_class: dict[str, int] = {}
     running_by_class: dict[str, int] = {}
-    for uid in list(s.active) + list(s.parked):
-        raw = s.raw_pods.get(uid)
-        if raw is None:
-            continue
-        cls_name = ((raw["metadata"].get("labels") or {}).get("ballast.dev/class")) or ""
+    for rec in s.queue.waiting():
+        cls_name = rec.labels.get("ballast.dev/class", "")
         pending_by_class[cls_name] = pending_by_class.get(cls_name, 0) + 1
-        reason = s.parked.get(uid, ("", ""))[0]
-        epod = s.parked_pods.get(uid) if reason == "QuotaExceeded" else None
-        if epod is not None:  # the engine view kept when the pod was parked
-            tenant = epod.tenant_key
-            waiting_by_tenant[tenant] = waiting_by_tenant.get(tenant, 0) + epod.demand_milli
+        if rec.reason == "QuotaExceeded" and rec.stage == "parked" and rec.pod is not None:
+            tenant = rec.pod.tenant_key
+            waiting_by_tenant[tenant] = waiting_by_tenant.get(tenant, 0) + rec.pod.demand_milli
     for p in s.snapshot.pods.values():
         running_by_class[p.class_name] = running_by_class.get(p.class_name, 0) + 1
-    for name, q in s.quotas.items():
+    quotas = {q.namespace: q for q in s.policies.quota_set}
+    for name, q in quotas.items():
         usage = s.snapshot.tenant_usage(name)
         lent = max(0, q.nominal_milli - usage.total_milli) if q.cohort else 0
         out[GPUQUOTAS.path(name, sub="status")] = {
             "usedGPUs": _gpus(usage.total_milli),
             "borrowedGPUs": _gpus(usage.borrowed_milli),
-            "lentGPUs": _lent(s, name, lent),
+            "lentGPUs": _lent(s, quotas, name, lent),
             "waitingGPUs": _gpus(waiting_by_tenant.get(name, 0)),
         }
-    for name in s.classes:
+    for name in s.policies.class_names():
         out[WORKLOADCLASSES.path(name, sub="status")] = {
             "pendingPods": pending_by_class.get(name, 0),
             "runningPods": running_by_class.get(name, 0),
@@ -57,14 +54,14 @@ def status_writes(s: Scheduler) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _lent(s: Scheduler, tenant: str, idle_milli: int) -> int:
+def _lent(s: Scheduler, quotas: dict[str, QuotaPolicy], tenant: str, idle_milli: int) -> int:
     """Idle GPUs of ``tenant`` actually used by cohort members above their quota."""
-    q = s.quotas[tenant]
+    q = quotas[tenant]
     if not q.cohort or idle_milli <= 0:
         return 0
     borrowed = sum(
         s.snapshot.tenant_usage(other).borrowed_milli
-        for other, oq in s.quotas.items()
+        for other, oq in quotas.items()
         if other != tenant and oq.cohort == q.cohort
     )
     limit = idle_milli if q.lending_limit_milli is None else min(idle_milli, q.lending_limit_milli)

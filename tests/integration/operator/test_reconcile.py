@@ -9,9 +9,8 @@ from typing import Any
 
 from kutil import condition, events_for, ready, wait_for
 
-from ballast.controller.batchwindow import schedule_from_spec
 from ballast.kube.raw import BATCHWINDOWS, GPUQUOTAS, PRIORITY_CLASSES, WORKLOADCLASSES, Kube
-from ballast.windows import state_at
+from ballast.windows import schedule_from_spec, state_at
 
 
 def uniq(prefix: str) -> str:

@@ -120,7 +120,9 @@ def test_two_replicas_one_leader_and_fast_takeover(
         lambda: "became leader" in standby.log_tail(200), timeout=30, what="standby takes over"
     )
     takeover = time.monotonic() - killed_at
-    assert takeover < 15, f"takeover took {takeover:.1f}s"
+    # Lease 8 s (docs/scheduler.md): a standby acts about 9 s after the last renewal;
+    # 20 s leaves room for a loaded 2-core machine.
+    assert takeover < 20, f"takeover took {takeover:.1f}s"
     wait_for(
         lambda: all(
             (kube.get(PODS.path(n, namespace)) or {}).get("spec", {}).get("nodeName")

@@ -17,6 +17,7 @@ from ballast.placement.objects import (
     gpus,
 )
 from ballast.placement.preemption import plan_preemption, warm_nodes
+from ballast.selectors import from_labels
 
 CLASSES = {
     "chat": ClassPolicy(
@@ -150,7 +151,7 @@ CASES = [
             Victim("x", "n1", "rag"),
             Victim("y", "n2", "rag"),
         ],
-        budgets=[DisruptionBudget("team-b", {"app": "g"}, 0)],
+        budgets=[DisruptionBudget("team-b", from_labels({"app": "g"}), 0)],
         want_node="n2",
         want_victims={"free"},
     ),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from placement_builders import NOW, make_node, make_pod, snapshot
 
 from ballast.api.wellknown import CacheItem
 from ballast.placement.objects import NodeInfo
+from ballast.placement.snapshot import PlacementError
 
 
 def test_assume_and_forget_update_aggregates() -> None:
@@ -92,13 +92,20 @@ def test_cache_index_tracks_puts_and_evictions() -> None:
     assert snap.caches.size_of("model/m") == 5
 
 
-def test_forced_assume_may_overcommit_and_filters_see_no_room() -> None:
-    snap = snapshot(make_node("a").gpus(1))
+def test_impossible_updates_are_refused_with_a_typed_error() -> None:
+    snap = snapshot(make_node("a").gpus(2))
     snap.assume(make_pod("x").gpu(1).obj, "a", (0,), start_time=0.0)
-    snap.assume(make_pod("y").share(500).obj, "a", (0,), start_time=0.0, force=True)
-    assert snap.free[snap.row("a"), 0] == -500
-    view = snap.usable_free(())
-    assert view is not snap.free and int(np.min(view)) == 0
+    before = snap.free.copy()
+    for gpus, milli in (((0,), 500), ((2,), 1000), ((-1,), 1000), ((1, 1), 1000), ((1,), 1001)):
+        with pytest.raises(PlacementError):
+            snap.account(make_pod("y").gpu(len(gpus)).obj, "a", gpus, milli, start_time=0.0)
+    with pytest.raises(PlacementError):
+        snap.assume(make_pod("z").share(500).obj, "a", (0,), start_time=0.0)
+    with pytest.raises(PlacementError):
+        snap.account(make_pod("w").gpu(1).obj, "nowhere", (0,), 1000, start_time=0.0)
+    assert (snap.free == before).all() and len(snap.pods) == 1
+    snap.account(make_pod("y").share(300).obj, "a", (1,), 300, start_time=0.0)
+    assert snap.free[snap.row("a"), 1] == 700 and snap.free_gpus("a") == [(0, 0), (1, 700)]
 
 
 def test_shrinking_a_node_drops_the_lost_gpus_even_when_a_pod_held_one() -> None:

@@ -7,109 +7,10 @@ API server is covered by tests/integration/scheduler.
 
 from __future__ import annotations
 
-import datetime as dt
-import queue
-import time
-from typing import Any
+from sched_builders import make, node, pod, run, wlc
 
-from ballast.api import wellknown as wk
-from ballast.clock import FakeClock
 from ballast.scheduler.actions import RESULT
-from ballast.scheduler.core import Config, Scheduler
 from ballast.scheduler.informer import Event
-
-
-class RecordingActions:
-    """Stands in for the API writers; records calls so tests can answer them."""
-
-    def __init__(self) -> None:
-        self.binds: list[tuple[str, str, dict[str, str]]] = []
-        self.conditions: dict[str, tuple[str, str]] = {}
-        self.checkpoints: list[str] = []
-        self.evictions: list[str] = []
-        self.events: list[tuple[str, str]] = []
-        self.statuses: dict[str, Any] = {}
-
-    def bind(self, pod: dict[str, Any], node: str, annotations: dict[str, str]) -> None:
-        self.binds.append((pod["metadata"]["name"], node, dict(annotations)))
-
-    def set_condition(
-        self, pod: dict[str, Any], reason: str, message: str, nominated: str | None = None
-    ) -> None:
-        self.conditions[pod["metadata"]["name"]] = (reason, message)
-
-    def request_checkpoint(self, victim: dict[str, Any], annotation: str, message: str) -> None:
-        self.checkpoints.append(victim["metadata"]["name"])
-
-    def evict(self, victim: dict[str, Any], preemptor_uid: str) -> None:
-        self.evictions.append(victim["metadata"]["name"])
-
-    def event(self, obj: dict[str, Any], type_: str, reason: str, note: str, **_: Any) -> None:
-        self.events.append((obj["metadata"].get("name", ""), reason))
-
-    def patch_status(self, path: str, status: dict[str, Any]) -> None:
-        self.statuses[path] = status
-
-
-def node(name: str, gpus: int = 8) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "name": name,
-            "labels": {wk.LABEL_GPU_PRODUCT: "H100", wk.LABEL_GPU_MEMORY_MIB: "81559"},
-        },
-        "status": {
-            "allocatable": {"cpu": "192", "memory": "2048Gi", wk.GPU_RESOURCE: str(gpus)},
-            "conditions": [{"type": "Ready", "status": "True"}],
-        },
-    }
-
-
-def pod(
-    name: str, gpus: int = 1, cls: str | None = None, node_name: str | None = None, ns: str = "team"
-) -> dict[str, Any]:
-    labels = {wk.LABEL_CLASS: cls} if cls else {}
-    spec: dict[str, Any] = {
-        "schedulerName": "ballast",
-        "containers": [{"name": "c", "resources": {"limits": {wk.GPU_RESOURCE: str(gpus)}}}],
-    }
-    if node_name:
-        spec["nodeName"] = node_name
-    return {
-        "metadata": {
-            "name": name,
-            "namespace": ns,
-            "uid": f"uid-{name}",
-            "labels": labels,
-            "creationTimestamp": "2026-01-01T00:00:00Z",
-        },
-        "spec": spec,
-        "status": {"phase": "Running" if node_name else "Pending"},
-    }
-
-
-def wlc(name: str, **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "spec": spec}
-
-
-def make(
-    *objects: tuple[str, dict[str, Any]],
-) -> tuple[Scheduler, RecordingActions, queue.Queue[Event]]:
-    q: queue.Queue[Event] = queue.Queue()
-    actions = RecordingActions()
-    clock = FakeClock(dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC))
-    s = Scheduler(actions, q, clock, Config())  # type: ignore[arg-type]
-    for kind in s.required:
-        q.put(Event(kind, "RELIST", {}))
-    for kind, obj in objects:
-        q.put(Event(kind, "SYNC", obj))
-    for kind in s.required:
-        q.put(Event(kind, "SYNCED", {}))
-    return s, actions, q
-
-
-def run(s: Scheduler, steps: int = 5) -> None:
-    for _ in range(steps):
-        s.step(0)
 
 
 def test_burst_never_double_allocates_before_binds_complete() -> None:
@@ -134,7 +35,7 @@ def test_failed_bind_is_forgotten_and_retried() -> None:
     q.put(Event(RESULT, "bind", {"uid": "uid-p", "ok": False, "status": 500, "error": "boom"}))
     run(s, 1)
     assert "uid-p" not in s.snapshot.pods  # the assumption was undone
-    time.sleep(1.1)  # RETRY_BIND_S
+    s.clock.advance(1.5)  # the first retry backs off about a second
     run(s)
     assert [b[0] for b in actions.binds] == ["p", "p"]
 
@@ -171,7 +72,7 @@ def test_preemption_waits_for_grace_then_evicts() -> None:
     assert actions.checkpoints == ["b1"] or actions.checkpoints == ["b0"]
     assert actions.conditions["c"][0] == "Preempting"
     assert actions.evictions == []
-    time.sleep(0.35)
+    s.clock.advance(0.35)
     run(s)
     assert actions.evictions == actions.checkpoints
     victim = actions.evictions[0]
@@ -205,7 +106,7 @@ def test_concurrent_preemptors_spread_over_nodes() -> None:
     assert {actions.conditions[f"chat{k}"][0] for k in range(3)} == {"Preempting"}
     # Every victim is claimed once: three preemptions on three different nodes.
     assert sorted(actions.checkpoints) == sorted(f"o{i}-{g}" for i in range(3) for g in range(2))
-    assert len({p.node for p in s.preemptions.values()}) == 3
+    assert len(s.preemptions.nodes()) == 3
 
 
 def test_retries_after_a_change_stop_after_a_streak_of_failures() -> None:
@@ -216,13 +117,13 @@ def test_retries_after_a_change_stop_after_a_streak_of_failures() -> None:
     s, actions, q = make(*objs)
     for _ in range(5):
         s.step(0)
-    assert len(s.parked) == 300
+    assert len(s.queue.parked) == 300
     before = s.decisions
     q.put(Event("nodes", "MODIFIED", node("a", 1)))  # a change: parked pods get another try
     for _ in range(5):
         s.step(0)
     assert s.decisions - before <= RETRY_STREAK + 1
-    assert len(s.parked) == 300 and not s.active
+    assert len(s.queue.parked) == 300 and not s.queue.active
     # A new pod is still tried at once.
     q.put(Event("pods", "ADDED", pod("fresh")))
     s.step(0)

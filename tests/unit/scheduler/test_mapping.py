@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ballast.api import wellknown as wk
-from ballast.scheduler import mapping
+from ballast.scheduler import mapping, podspec
 
 
 def node(**kw: Any) -> dict[str, Any]:
@@ -89,7 +89,7 @@ POD_CASES = {
 @pytest.mark.parametrize("case", list(POD_CASES), ids=list(POD_CASES))
 def test_engine_pod(case: str) -> None:
     raw, want_gpus, want_milli, want_problem = POD_CASES[case]
-    m = mapping.engine_pod(raw, None, "tenant-a")
+    m = podspec.engine_pod(raw, None, "tenant-a")
     if want_problem:
         assert m.value is None
         assert any(want_problem in p for p in m.problems), m.problems

@@ -57,6 +57,13 @@ class GPUQuotaSpec(ApiModel):
                     "fieldPath": ".tierLimits",
                     "reason": "FieldValueInvalid",
                 },
+                {
+                    "rule": "!has(self.classLimits) "
+                    "|| self.classLimits.all(k, self.classLimits[k] <= self.gpus)",
+                    "message": "a class limit cannot exceed the overall gpus limit",
+                    "fieldPath": ".classLimits",
+                    "reason": "FieldValueInvalid",
+                },
             ]
         }
     )
@@ -74,9 +81,10 @@ class GPUQuotaSpec(ApiModel):
         ge=0, le=1_000_000, description="GPUs the tenant may use at once (its nominal quota)."
     )
     tier_limits: TierLimits | None = Field(default=None, description="Tighter limits per tier.")
-    class_limits: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
+    class_limits: dict[str, Annotated[int, Field(ge=0, le=1_000_000)]] | None = Field(
         default=None,
-        description="Tighter limits per WorkloadClass name.",
+        max_length=256,
+        description="Tighter limits per WorkloadClass name; none may exceed gpus.",
     )
     cohort: str | None = Field(
         default=None,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from ballast.api.v1alpha1.common import ApiModel, LabelSelector, StatusBase
+from ballast.api.v1alpha1.common import (
+    ApiModel,
+    LabelSelector,
+    LabelValue,
+    StatusBase,
+)
 
 Tier = Literal["Interactive", "Nearline", "Offline"]
 TIERS: tuple[Tier, ...] = ("Interactive", "Nearline", "Offline")
@@ -16,6 +22,81 @@ TIERS: tuple[Tier, ...] = ("Interactive", "Nearline", "Offline")
 # 1e9 reserved for system-critical PriorityClasses.
 TIER_BASE: dict[str, int] = {"Offline": 100_000, "Nearline": 200_000, "Interactive": 300_000}
 PRIORITY_MAX = 99_999
+
+
+# An int-or-string budget, as in a PodDisruptionBudget: a count (0 or more) or a
+# percentage of the selected pods ("25%").
+PERCENT_PATTERN = r"^(100|[1-9]?[0-9])%$"
+_INT_OR_PERCENT_RULE = f"type(self) == int ? self >= 0 : string(self).matches('{PERCENT_PATTERN}')"
+
+
+def _check_int_or_percent(value: int | str | None) -> int | str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected a count or a percentage such as 25%")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a count must be 0 or more")
+        return value
+    if not re.match(PERCENT_PATTERN, value):
+        raise ValueError(f"{value!r} is not a count or a percentage between 0% and 100%")
+    return value
+
+
+IntOrPercent = Annotated[
+    int | str,
+    AfterValidator(_check_int_or_percent),
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "x-kubernetes-validations": [
+                {
+                    "rule": _INT_OR_PERCENT_RULE,
+                    "message": "a count of 0 or more, or a percentage between 0% and 100%",
+                }
+            ],
+        }
+    ),
+]
+
+
+class DisruptionBudget(ApiModel):
+    """How many of the class's pods in one namespace voluntary disruption may take at once."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.maxUnavailable) != has(self.minAvailable)",
+                    "message": "set exactly one of maxUnavailable and minAvailable",
+                    "reason": "FieldValueInvalid",
+                }
+            ]
+        }
+    )
+
+    max_unavailable: IntOrPercent | None = Field(
+        default=None,
+        description=(
+            "Most pods of the class in a namespace that may be down through voluntary "
+            "disruption (drains, evictions): a count or a percentage such as 25%."
+        ),
+    )
+    min_available: IntOrPercent | None = Field(
+        default=None,
+        description=(
+            "Fewest pods of the class in a namespace that must stay up: a count or a "
+            "percentage. Note that a minAvailable equal to the number of pods blocks every "
+            "drain until pods are added elsewhere."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DisruptionBudget:
+        if (self.max_unavailable is None) == (self.min_available is None):
+            raise ValueError("set exactly one of maxUnavailable and minAvailable")
+        return self
 
 
 class Preemption(ApiModel):
@@ -31,7 +112,23 @@ class Preemption(ApiModel):
                     "set preemptible: true or remove minRuntimeSeconds",
                     "fieldPath": ".minRuntimeSeconds",
                     "reason": "FieldValueInvalid",
-                }
+                },
+                {
+                    "rule": "!has(self.forLocality) || !self.forLocality "
+                    "|| (has(self.policy) && self.policy != 'Never')",
+                    "message": "forLocality preempts on a warm node, so it needs policy "
+                    "LowerTier or LowerPriority",
+                    "fieldPath": ".forLocality",
+                    "reason": "FieldValueForbidden",
+                },
+                {
+                    "rule": "!has(self.disruptionBudget) || (has(self.preemptible) "
+                    "&& !self.preemptible)",
+                    "message": "disruptionBudget protects a class that is not preemptible; "
+                    "set preemptible: false or remove disruptionBudget",
+                    "fieldPath": ".disruptionBudget",
+                    "reason": "FieldValueForbidden",
+                },
             ]
         }
     )
@@ -62,12 +159,35 @@ class Preemption(ApiModel):
             "Time between the checkpoint request and the eviction of a victim of this class."
         ),
     )
+    for_locality: bool = Field(
+        default=False,
+        description=(
+            "When true, a pod of this class that loads models or datasets "
+            "(ballast.dev/models, ballast.dev/datasets) may preempt, within policy, on a node "
+            "that already caches all of them even though it would fit on a cold node: one "
+            "lower-tier pod evicted instead of a model load on the critical path. Only with "
+            "policy LowerTier or LowerPriority, and only when the class's placement weighs "
+            "data locality."
+        ),
+    )
     signal: Literal["CheckpointRequest", "None"] = Field(
         default="CheckpointRequest",
         description=(
-            "What a victim is told before eviction: CheckpointRequest annotates the pod with "
-            "ballast.dev/checkpoint-requested-at and emits an event; None evicts after the grace "
-            "period without notice."
+            "What a pod of this class is told before Ballast makes it leave (a preemption, or a "
+            "BatchWindow closing with onClose Checkpoint): CheckpointRequest annotates each "
+            "running pod with ballast.dev/checkpoint-requested-at (RFC 3339) and posts a "
+            "CheckpointRequested event, then evicts (or suspends its Job) after the grace "
+            "period; None sends nothing and evicts after the same grace period, for workloads "
+            "that cannot checkpoint. See docs/api.md, 'The checkpoint contract'."
+        ),
+    )
+    disruption_budget: DisruptionBudget | None = Field(
+        default=None,
+        description=(
+            "The PodDisruptionBudget Ballast keeps in every namespace where a non-preemptible "
+            "class has pods (only with preemptible: false). Default maxUnavailable: 1: one pod "
+            "at a time may be evicted, so node drains proceed one pod at a time and never "
+            "block forever."
         ),
     )
 
@@ -97,7 +217,7 @@ class NodePool(ApiModel):
             "name the class may run on any node that matches gpuProducts and minGPUMemoryMiB."
         ),
     )
-    gpu_products: list[str] | None = Field(
+    gpu_products: list[LabelValue] | None = Field(
         default=None,
         max_length=32,
         description=(
@@ -137,12 +257,14 @@ class NodePool(ApiModel):
 class Residency(ApiModel):
     """Where the class's data may be processed."""
 
-    regions: list[str] | None = Field(
+    regions: list[LabelValue] | None = Field(
         default=None,
+        max_length=64,
         description="Allowed values of the topology.kubernetes.io/region node label.",
     )
-    zones: list[str] | None = Field(
+    zones: list[LabelValue] | None = Field(
         default=None,
+        max_length=256,
         description="Allowed values of the topology.kubernetes.io/zone node label.",
     )
 
@@ -336,17 +458,23 @@ class WorkloadClassSpec(ApiModel):
         description="Name of the BatchWindow during which pods of this class may start.",
     )
     slo: Slo | None = Field(default=None, description="Latency and queue-wait objectives.")
-    price_per_gpu_hour: dict[str, float] | None = Field(
+    price_per_gpu_hour: dict[str, Annotated[float, Field(ge=0, le=1_000_000)]] | None = Field(
         default=None,
         alias="pricePerGPUHour",
-        description="Price of one GPU-hour per GPU model (nvidia.com/gpu.product), for cost reports.",
+        max_length=64,
+        description=(
+            "Price of one GPU-hour per GPU model (nvidia.com/gpu.product value), for cost "
+            "reports; 0 or more, at most 64 models."
+        ),
     )
 
 
 class WorkloadClassStatus(StatusBase):
     """The observed state of a WorkloadClass."""
 
-    priority_class_name: str | None = Field(default=None, description="The PriorityClass produced.")
+    priority_class_name: str | None = Field(
+        default=None, max_length=253, description="The PriorityClass produced."
+    )
     priority_value: int | None = Field(
         default=None, description="Its value (tier band + priority)."
     )

@@ -2,7 +2,9 @@
 
 from ballast.controller.handlers import (  # noqa: F401
     batchwindow,
+    disruption,
     gpuquota,
+    jobs,
     priorityclass,
     workloadclass,
 )

@@ -16,8 +16,13 @@ GQ = (GROUP, VERSION, "gpuquotas")
 
 @kopf.index(*GQ)
 def gpuquota_index(name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> dict[str, Any]:
-    """name → spec and creation time (to report the later of two conflicting quotas)."""
-    return {name: {"spec": dict(spec), "created": meta.get("creationTimestamp", "")}}
+    """name → the quota as stored (metadata that decides ownership, and spec)."""
+    return {
+        name: {
+            "metadata": {"name": name, "creationTimestamp": meta.get("creationTimestamp")},
+            "spec": dict(spec),
+        }
+    }
 
 
 def _run(
@@ -30,16 +35,14 @@ def _run(
     memo: Any,
     gpuquota_index: kopf.Index[str, Any],
 ) -> None:
-    mine = (meta.get("creationTimestamp", ""), name)
-    # Only older quotas count against this one: the first to claim a namespace keeps it.
-    others = {
-        n: e["spec"]
-        for n, entries in gpuquota_index.items()
-        for e in entries
-        if (e["created"], n) < mine
+    quotas = {n: e for n, entries in gpuquota_index.items() for e in entries}
+    # This object as the handler sees it wins over a possibly older index entry.
+    quotas[name] = {
+        "metadata": {"name": name, "creationTimestamp": meta.get("creationTimestamp")},
+        "spec": dict(spec),
     }
     new_status, events = logic.quota_status(
-        name, spec, status, meta.get("generation"), others, memo.clock.now()
+        name, spec, status, meta.get("generation"), quotas, memo.clock.now()
     )
     for type_, reason, message in events:
         post(body, type_, reason, message)

@@ -11,7 +11,7 @@ from ballast.api.wellknown import GROUP, VERSION
 from ballast.controller import workloadclass as logic
 from ballast.controller.builders import priority_class_name
 from ballast.controller.events import post
-from ballast.controller.settings import RESYNC_SECONDS
+from ballast.controller.settings import RESYNC_SECONDS, retry_delay
 
 WLC = (GROUP, VERSION, "workloadclasses")
 
@@ -35,6 +35,7 @@ def _run(
     memo: Any,
     indexes: Mapping[str, Any],
 ) -> None:
+    """Reconcile, post events, write status; raise TemporaryError (backoff) when it failed."""
     priorityclass_index: kopf.Index[str, Any] = indexes["priorityclass_index"]
     batchwindow_index: kopf.Index[str, Any] = indexes["batchwindow_index"]
     window = spec.get("window")
@@ -53,7 +54,11 @@ def _run(
     for type_, reason, message in outcome.events:
         post(body, type_, reason, message)
     if dict(status) | outcome.status != dict(status):
+        # kopf applies the patch even when the handler raises below, so a
+        # failure is on the object (Ready=False) while the retry waits.
         patch.status.update(outcome.status)
+    if outcome.retry is not None:
+        raise kopf.TemporaryError(outcome.retry, delay=retry_delay(indexes.get("retry", 0)))
 
 
 @kopf.on.resume(*WLC)

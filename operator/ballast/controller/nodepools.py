@@ -1,0 +1,752 @@
+"""GPU node pools: which nodes each pool holds, as a pure function of what the operator sees.
+
+The handlers (``controller/handlers/nodepools.py``) keep compact views of
+nodes, pods and WorkloadClasses in kopf indexes and call :func:`plan`; this
+module decides, with no I/O and no clock of its own:
+
+- **members**: for every pool (``nodePool.name``) with a reservation, the
+  nodes whose ``nvidia.com/gpu.product`` / ``nvidia.com/gpu.memory`` labels
+  match, up to ``reservedNodes`` nodes and enough nodes to hold
+  ``reservedGPUs`` GPUs;
+- **preference** (deterministic and stable): nodes that do not run pods
+  of other classes first, then nodes already in the pool, then nodes that
+  run the class's pods, then by name;
+- **hysteresis**: a member stays at least ``dwell`` after it was chosen
+  while the pool exists and the node still matches;
+- **no stealing**: a node of another pool is never taken; a chosen node that
+  still runs pods of other classes is ``Pending`` (labelled and tainted, so
+  no new foreign work lands, its pods are never touched) and joins when they
+  are gone;
+- **conflicts**: a node in a pool stays there; a free node wanted by several
+  pools goes to the pool of the oldest class (``creationTimestamp``, then
+  name); the class that went short gets ``PoolReady=False, PoolConflict``;
+- **status** per class: ``status.pool`` and the ``PoolReady`` condition.
+
+What Ballast writes on a member node (see docs/operator.md, "Node pools"):
+the label ``ballast.dev/pool=<pool>``, the taint
+``ballast.dev/pool=<pool>:NoSchedule`` (the toleration the webhook gives
+the class's pods), and the annotations below. The annotation
+``ballast.dev/pool-member`` is how Ballast knows a node is its own: nodes
+labelled by hand without it are never changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ballast.api.v1alpha1.workloadclass import NodePool
+from ballast.api.wellknown import (
+    GPU_RESOURCE,
+    GROUP,
+    LABEL_CLASS,
+    LABEL_GPU_COUNT,
+    LABEL_GPU_MEMORY_MIB,
+    LABEL_GPU_PRODUCT,
+    LABEL_POOL,
+    TAINT_POOL,
+)
+from ballast.controller.conditions import Cond, rfc3339
+
+# Annotations Ballast keeps on the nodes it put in a pool.
+ANNOTATION_MEMBER = f"{GROUP}/pool-member"  # the pool; its presence means "Ballast's"
+ANNOTATION_SINCE = f"{GROUP}/pool-since"  # RFC 3339: when the node was chosen (dwell)
+ANNOTATION_PHASE = f"{GROUP}/pool-phase"  # Pending | Joined
+ANNOTATION_BORROWABLE = f"{GROUP}/pool-borrowable"  # "true": others may borrow idle GPUs
+TAINT_EFFECT = "NoSchedule"  # must equal webhook.mutate.POOL_TOLERATION_EFFECT
+CONDITION = "PoolReady"
+DEFAULT_DWELL_SECONDS = 300.0
+
+Phase = Literal["Pending", "Joined"]
+
+
+# ---------------------------------------------------------------- views
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """What the pool logic reads from a Node."""
+
+    name: str
+    product: str = ""
+    gpu_memory_mib: int = 0
+    gpus: int = 0
+    ready: bool = True
+    unschedulable: bool = False
+    pool_label: str | None = None
+    pool_taints: tuple[str, ...] = ()  # values of ballast.dev/pool NoSchedule taints
+    member_of: str | None = None  # ballast.dev/pool-member
+    since: dt.datetime | None = None
+    phase: Phase | None = None
+    borrowable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PodView:
+    """A live pod bound to a node, as far as pools care."""
+
+    node: str
+    cls: str = ""
+    gpus: int = 0
+    tolerates_all: bool = False  # an Exists toleration for the pool key (or every key)
+    tolerated: frozenset[str] = frozenset()  # pool names whose taint it tolerates
+    daemon: bool = False  # owned by a DaemonSet: runs on every node, never blocks
+
+    def tolerates(self, pool: str) -> bool:
+        """Whether the pod tolerates ``ballast.dev/pool=<pool>:NoSchedule``."""
+        return self.tolerates_all or pool in self.tolerated
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """The parts of ``nodePool`` that choose members."""
+
+    name: str
+    gpu_products: tuple[str, ...] = ()
+    min_gpu_memory_mib: int = 0
+    reserved_nodes: int = 0
+    reserved_gpus: int = 0
+    allow_borrowing: bool = True
+
+    @property
+    def reserves(self) -> bool:
+        """Whether the pool holds nodes at all."""
+        return self.reserved_nodes > 0 or self.reserved_gpus > 0
+
+    def matches(self, node: NodeView) -> bool:
+        """The node's GPU labels fit the pool (model, memory per GPU, at least one GPU)."""
+        if node.gpus <= 0:
+            return False
+        if self.gpu_products and node.product not in self.gpu_products:
+            return False
+        return node.gpu_memory_mib >= self.min_gpu_memory_mib
+
+
+@dataclass(frozen=True, slots=True)
+class ClassView:
+    """A WorkloadClass as the pool logic needs it."""
+
+    name: str
+    uid: str = ""
+    created: str = ""  # metadata.creationTimestamp (RFC 3339 sorts as text)
+    generation: int | None = None
+    pool: PoolSpec | None = None
+    invalid: bool = False  # nodePool did not validate: its pool is left as it is
+    invalid_pool_name: str | None = None
+    status_pool: Mapping[str, Any] | None = None
+    conditions: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def order(self) -> tuple[str, str]:
+        """Conflict order: the older class first, then by name."""
+        return (self.created, self.name)
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _int(raw: Any) -> int:
+    try:
+        return max(0, int(str(raw)))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _time(raw: Any) -> dt.datetime | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        t = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def node_view(node: Mapping[str, Any]) -> NodeView:
+    """Parse a Node (never raises on odd input: missing or bad values read as absent)."""
+    meta = node.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    ann = meta.get("annotations") or {}
+    spec = node.get("spec") or {}
+    status = node.get("status") or {}
+    gpus = _int(labels.get(LABEL_GPU_COUNT))
+    if not gpus:
+        gpus = _int((status.get("allocatable") or {}).get(GPU_RESOURCE))
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or ()
+        if isinstance(c, Mapping)
+    )
+    taints = tuple(
+        str(t.get("value") or "")
+        for t in spec.get("taints") or ()
+        if isinstance(t, Mapping) and t.get("key") == TAINT_POOL and t.get("effect") == TAINT_EFFECT
+    )
+    phase = ann.get(ANNOTATION_PHASE)
+    member = ann.get(ANNOTATION_MEMBER) or None
+    return NodeView(
+        name=str(meta.get("name", "")),
+        product=str(labels.get(LABEL_GPU_PRODUCT, "")),
+        gpu_memory_mib=_int(labels.get(LABEL_GPU_MEMORY_MIB)),
+        gpus=gpus,
+        ready=ready,
+        unschedulable=bool(spec.get("unschedulable")),
+        pool_label=labels.get(LABEL_POOL),
+        pool_taints=taints,
+        member_of=member,
+        since=_time(ann.get(ANNOTATION_SINCE)) if member else None,
+        phase=(phase if phase in ("Pending", "Joined") else "Pending") if member else None,
+        borrowable=ann.get(ANNOTATION_BORROWABLE) == "true",
+    )
+
+
+def pod_gpus(spec: Mapping[str, Any]) -> int:
+    """Whole GPUs a pod asks for: the sum over its containers (requests, else limits)."""
+    total = 0
+    for c in spec.get("containers") or ():
+        res = (c or {}).get("resources") or {}
+        raw = (res.get("requests") or {}).get(GPU_RESOURCE)
+        if raw is None:
+            raw = (res.get("limits") or {}).get(GPU_RESOURCE)
+        total += _int(raw)
+    return total
+
+
+def pod_view(pod: Mapping[str, Any]) -> PodView | None:
+    """A bound, live pod's view; None for unbound or finished pods."""
+    spec = pod.get("spec") or {}
+    node = spec.get("nodeName")
+    phase = (pod.get("status") or {}).get("phase")
+    if not node or phase in ("Succeeded", "Failed"):
+        return None
+    meta = pod.get("metadata") or {}
+    every = False
+    pools: set[str] = set()
+    for t in spec.get("tolerations") or ():
+        if not isinstance(t, Mapping) or t.get("effect") not in (None, "", TAINT_EFFECT):
+            continue
+        key = t.get("key") or ""
+        op = t.get("operator") or "Equal"
+        if key == "" and op == "Exists":
+            every = True
+        elif key == TAINT_POOL:
+            if op == "Exists":
+                every = True
+            elif isinstance(t.get("value"), str):
+                pools.add(t["value"])
+    daemon = any(
+        isinstance(o, Mapping) and o.get("kind") == "DaemonSet"
+        for o in meta.get("ownerReferences") or ()
+    )
+    return PodView(
+        node=str(node),
+        cls=str((meta.get("labels") or {}).get(LABEL_CLASS, "")),
+        gpus=pod_gpus(spec),
+        tolerates_all=every,
+        tolerated=frozenset(pools),
+        daemon=daemon,
+    )
+
+
+def class_view(
+    name: str,
+    uid: str,
+    meta: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+) -> ClassView:
+    """A WorkloadClass's view; a nodePool that does not validate freezes its pool."""
+    raw = spec.get("nodePool")
+    pool: PoolSpec | None = None
+    invalid = False
+    invalid_name: str | None = None
+    if isinstance(raw, Mapping):
+        try:
+            np = NodePool.model_validate(dict(raw))
+        except ValueError:
+            invalid = True
+            invalid_name = raw.get("name") if isinstance(raw.get("name"), str) else None
+        else:
+            if np.name:
+                pool = PoolSpec(
+                    name=np.name,
+                    gpu_products=tuple(np.gpu_products or ()),
+                    min_gpu_memory_mib=np.min_gpu_memory_mib,
+                    reserved_nodes=np.reserved_nodes,
+                    reserved_gpus=np.reserved_gpus,
+                    allow_borrowing=np.allow_borrowing,
+                )
+    return ClassView(
+        name=name,
+        uid=uid,
+        created=str(meta.get("creationTimestamp") or ""),
+        generation=meta.get("generation"),
+        pool=pool,
+        invalid=invalid,
+        invalid_pool_name=invalid_name,
+        status_pool=status.get("pool"),
+        conditions=tuple(c for c in status.get("conditions") or () if isinstance(c, Mapping)),
+    )
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """What Ballast wants on a node it keeps in a pool."""
+
+    pool: str
+    since: dt.datetime
+    phase: Phase
+    borrowable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NodeChange:
+    """One node whose pool fields must be written (``want`` None: give it back)."""
+
+    node: str
+    want: Membership | None
+    owner: str  # the class the change is reported on
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClassPool:
+    """What a class's status should say about its pool (``pool`` None: clear it)."""
+
+    pool: dict[str, Any] | None
+    condition: Cond | None
+
+
+@dataclass
+class Plan:
+    """The outcome of one pass over every pool."""
+
+    changes: list[NodeChange] = field(default_factory=list)
+    status: dict[str, ClassPool] = field(default_factory=dict)
+    next_review: dt.datetime | None = None  # when a dwell ends and a surplus member may leave
+
+    def wake(self, at: dt.datetime) -> None:
+        """Ask for another pass at ``at`` (the earliest request wins)."""
+        if self.next_review is None or at < self.next_review:
+            self.next_review = at
+
+
+def in_sync(node: NodeView, want: Membership | None) -> bool:
+    """Whether the node already carries exactly what ``want`` asks (labels, taint, notes)."""
+    if want is None:
+        return node.member_of is None
+    return (
+        node.member_of == want.pool
+        and node.pool_label == want.pool
+        and node.pool_taints == (want.pool,)
+        and node.since == want.since
+        and node.phase == want.phase
+        and node.borrowable == want.borrowable
+    )
+
+
+def _blockers(pool: str, sharers: frozenset[str], pods: Sequence[PodView]) -> list[PodView]:
+    """Pods on a node that keep it from joining ``pool``: not daemons, not of a class
+    that names the pool, not tolerating its taint."""
+    return [
+        p for p in pods if not p.daemon and p.cls not in sharers and not p.tolerates(pool)
+    ]
+
+
+def _free(node: NodeView) -> bool:
+    """A node no pool holds (by Ballast or by hand) and that can take new work."""
+    return (
+        node.member_of is None
+        and node.pool_label is None
+        and not node.pool_taints
+        and node.ready
+        and not node.unschedulable
+    )
+
+
+def plan(
+    classes: Iterable[ClassView],
+    nodes: Iterable[NodeView],
+    pods: Iterable[PodView],
+    *,
+    now: dt.datetime,
+    dwell: dt.timedelta,
+) -> Plan:
+    """Choose every pool's members and each class's pool status.
+
+    Deterministic: the result depends on the inputs' content, never on their
+    order. Applying it and planning again with the same pods changes nothing.
+    """
+    out = Plan()
+    by_name = {n.name: n for n in sorted(nodes, key=lambda n: n.name)}
+    pods_on: dict[str, list[PodView]] = {}
+    for p in pods:
+        pods_on.setdefault(p.node, []).append(p)
+
+    ordered = sorted(classes, key=lambda c: c.order)
+    sharers: dict[str, list[ClassView]] = {}
+    frozen: set[str] = set()
+    for c in ordered:
+        if c.pool is not None:
+            sharers.setdefault(c.pool.name, []).append(c)
+        elif c.invalid and c.invalid_pool_name:
+            frozen.add(c.invalid_pool_name)
+    owners = {pool: cs[0] for pool, cs in sharers.items()}
+    names_of = {pool: frozenset(c.name for c in cs) for pool, cs in sharers.items()}
+
+    # Phase 1: current members stay claimed by a pool that still exists and they still match.
+    claimed: dict[str, str] = {}
+    current: dict[str, list[NodeView]] = {}
+    for node in by_name.values():
+        pool = node.member_of
+        if pool is None:
+            continue
+        if pool in frozen and pool not in owners:
+            claimed[node.name] = pool  # an invalid class: leave its nodes exactly as they are
+            continue
+        owner = owners.get(pool)
+        if owner is None or owner.pool is None:
+            out.changes.append(NodeChange(node.name, None, "", f"pool {pool} no longer exists"))
+            continue
+        if not owner.pool.reserves or not owner.pool.matches(node):
+            why = "reserves nothing" if not owner.pool.reserves else "no longer matches"
+            out.changes.append(
+                NodeChange(node.name, None, owner.name, f"node {node.name} {why} for pool {pool}")
+            )
+            continue
+        claimed[node.name] = pool
+        current.setdefault(pool, []).append(node)
+
+    # Phase 2: pools in class order keep or add members; older classes pick free nodes first.
+    results: dict[str, _PoolResult] = {}
+    for pool, owner in sorted(owners.items(), key=lambda kv: kv[1].order):
+        assert owner.pool is not None
+        results[pool] = _choose(
+            owner, owner.pool, names_of[pool], current.get(pool, []), by_name, pods_on,
+            claimed, now, dwell, out,
+        )  # fmt: skip
+
+    for c in ordered:
+        out.status[c.name] = _class_status(c, owners, results, by_name, claimed)
+    # A class that names no pool any more: clear what an earlier pass wrote.
+    return out
+
+
+@dataclass
+class _PoolResult:
+    spec: PoolSpec
+    members: list[str]
+    pending: dict[str, int]  # node -> pods of other classes still there
+    wanted_nodes: int
+    wanted_gpus: int
+    reserved_gpus: int
+    used_gpus: int
+    borrowed_gpus: int
+    filled: bool
+    held_by: dict[str, str]  # matching node -> pool that holds it
+    hand_labelled: int
+
+
+def _choose(
+    owner: ClassView,
+    spec: PoolSpec,
+    sharers: frozenset[str],
+    members: list[NodeView],
+    by_name: Mapping[str, NodeView],
+    pods_on: Mapping[str, list[PodView]],
+    claimed: dict[str, str],
+    now: dt.datetime,
+    dwell: dt.timedelta,
+    out: Plan,
+) -> _PoolResult:
+    pool = spec.name
+    member_names = {n.name for n in members}
+
+    def blockers(n: NodeView) -> list[PodView]:
+        if n.name in member_names and n.phase == "Joined":
+            return []  # joined: foreign pods now are borrowers (or started before the taint)
+        return _blockers(pool, sharers, pods_on.get(n.name, ()))
+
+    def own(n: NodeView) -> bool:
+        return any(p.cls in sharers for p in pods_on.get(n.name, ()))
+
+    candidates = list(members)
+    if spec.reserves:
+        candidates += [
+            n for n in by_name.values()
+            if n.name not in claimed and _free(n) and spec.matches(n)
+        ]  # fmt: skip
+    candidates.sort(key=lambda n: (bool(blockers(n)), n.name not in member_names, not own(n), n.name))
+
+    chosen: list[NodeView] = []
+    gpus = 0
+    for n in candidates:
+        if len(chosen) >= spec.reserved_nodes and gpus >= spec.reserved_gpus:
+            break
+        chosen.append(n)
+        gpus += n.gpus
+    filled = len(chosen) >= spec.reserved_nodes and gpus >= spec.reserved_gpus
+    chosen_names = {n.name for n in chosen}
+
+    # Members not needed any more: a joined one stays until its dwell has passed.
+    for n in members:
+        if n.name in chosen_names:
+            continue
+        since = n.since or now
+        if n.phase == "Joined" and since + dwell > now:
+            chosen.append(n)
+            chosen_names.add(n.name)
+            out.wake(since + dwell)
+            continue
+        claimed.pop(n.name, None)
+        why = "surplus" if n.phase == "Joined" else "replaced by a free node"
+        out.changes.append(
+            NodeChange(n.name, None, owner.name, f"node {n.name} leaves pool {pool} ({why})")
+        )
+
+    pending: dict[str, int] = {}
+    result_members: list[str] = []
+    for n in sorted(chosen, key=lambda n: n.name):
+        claimed[n.name] = pool
+        result_members.append(n.name)
+        block = blockers(n)
+        phase: Phase = "Pending" if block else "Joined"
+        if block:
+            pending[n.name] = len(block)
+        new = n.name not in member_names
+        since = now if new or n.since is None else n.since
+        want = Membership(pool, since, phase, spec.allow_borrowing and phase == "Joined")
+        if not in_sync(n, want):
+            if new:
+                why = (
+                    f"node {n.name} joins pool {pool}"
+                    if phase == "Joined"
+                    else f"node {n.name} chosen for pool {pool}, pending join: "
+                    f"{len(block)} pod(s) of other classes still run there"
+                )
+            elif n.phase == "Pending" and phase == "Joined":
+                why = f"node {n.name} joins pool {pool}: the pods of other classes are gone"
+            else:
+                why = f"node {n.name} restored in pool {pool}"
+            out.changes.append(NodeChange(n.name, want, owner.name, why))
+
+    reserved = sum(by_name[m].gpus for m in result_members if m not in pending)
+    used = borrowed = 0
+    for m in result_members:
+        for p in pods_on.get(m, ()):
+            used += p.gpus
+            if p.cls not in sharers:
+                borrowed += p.gpus
+    held_by = {
+        n.name: claimed[n.name]
+        for n in by_name.values()
+        if n.name in claimed and claimed[n.name] != pool and spec.matches(n)
+    }
+    held_by.update(
+        {n.name: n.pool_label or "" for n in by_name.values()
+         if n.member_of is None and n.pool_label not in (None, pool) and spec.matches(n)}
+    )  # fmt: skip
+    hand = sum(1 for n in by_name.values() if n.member_of is None and n.pool_label == pool)
+    wanted_nodes = max(spec.reserved_nodes, len(chosen) if filled else 0)
+    if not filled and gpus < spec.reserved_gpus:
+        per_node = max([n.gpus for n in by_name.values() if spec.matches(n)] or [1])
+        wanted_nodes = max(
+            spec.reserved_nodes, len(chosen) + math.ceil((spec.reserved_gpus - gpus) / per_node)
+        )
+    elif filled and spec.reserved_gpus:
+        wanted_nodes = max(spec.reserved_nodes, _needed(chosen, spec))
+    return _PoolResult(
+        spec=spec,
+        members=result_members,
+        pending=pending,
+        wanted_nodes=wanted_nodes,
+        wanted_gpus=spec.reserved_gpus,
+        reserved_gpus=reserved,
+        used_gpus=used,
+        borrowed_gpus=borrowed,
+        filled=filled,
+        held_by=held_by,
+        hand_labelled=hand,
+    )
+
+
+def _needed(chosen: Sequence[NodeView], spec: PoolSpec) -> int:
+    """Nodes of ``chosen`` (largest first) needed to hold the reserved GPUs."""
+    total = 0
+    for k, n in enumerate(sorted(chosen, key=lambda n: -n.gpus), start=1):
+        total += n.gpus
+        if total >= spec.reserved_gpus:
+            return k
+    return len(chosen)
+
+
+def _class_status(
+    c: ClassView,
+    owners: Mapping[str, ClassView],
+    results: Mapping[str, _PoolResult],
+    by_name: Mapping[str, NodeView],
+    claimed: Mapping[str, str],
+) -> ClassPool:
+    if c.pool is None:
+        return ClassPool(None, None)
+    pool = c.pool.name
+    owner = owners[pool]
+    r = results[pool]
+    status: dict[str, Any] = {
+        "name": pool,
+        "members": r.members,
+        "pendingNodes": sorted(r.pending),
+        "wantedNodes": r.wanted_nodes,
+        "wantedGPUs": r.wanted_gpus,
+        "reservedGPUs": r.reserved_gpus,
+        "usedGPUs": r.used_gpus,
+        "borrowedGPUs": r.borrowed_gpus,
+        "borrowable": r.spec.allow_borrowing and r.spec.reserves,
+        "definedBy": owner.name,
+    }
+    if owner.name != c.name and c.pool.reserves:
+        return ClassPool(
+            status,
+            Cond(
+                CONDITION,
+                False,
+                "PoolConflict",
+                f"pool {pool} is defined by class {owner.name} (the oldest class that names it); "
+                f"this class's reservedNodes/reservedGPUs are not applied: reserve in "
+                f"{owner.name} or use another pool name",
+            ),
+        )
+    return ClassPool(status, _condition(r, owners, claimed))
+
+
+def _condition(r: _PoolResult, owners: Mapping[str, ClassView], claimed: Mapping[str, str]) -> Cond:
+    pool = r.spec.name
+    have = len(r.members)
+    if not r.spec.reserves:
+        if r.hand_labelled:
+            return Cond(
+                CONDITION, True, "NotReserved",
+                f"pool {pool} reserves nothing; {r.hand_labelled} node(s) labelled "
+                f"{LABEL_POOL}={pool} by hand form it",
+            )  # fmt: skip
+        return Cond(
+            CONDITION, False, "NoNodes",
+            f"no node carries {LABEL_POOL}={pool}: set nodePool.reservedNodes or "
+            f"reservedGPUs, or label nodes by hand",
+        )  # fmt: skip
+    size = f"pool {pool} has {have} of {r.wanted_nodes} node(s)"
+    if r.wanted_gpus:
+        size += f" ({r.reserved_gpus} of {r.wanted_gpus} GPUs reserved)"
+    if not r.filled:
+        if r.held_by:
+            holders: dict[str, list[str]] = {}
+            for node, other in sorted(r.held_by.items()):
+                holders.setdefault(other, []).append(node)
+            parts = []
+            for other, ns in sorted(holders.items()):
+                who = owners[other].name if other in owners else "labelled by hand"
+                parts.append(f"{', '.join(ns[:5])}{' ...' if len(ns) > 5 else ''} "
+                             f"held by pool {other} ({who})")  # fmt: skip
+            return Cond(
+                CONDITION, False, "PoolConflict",
+                f"{size}; matching nodes are in other pools and are not taken: "
+                + "; ".join(parts),
+            )  # fmt: skip
+        return Cond(
+            CONDITION, False, "NotEnoughNodes",
+            f"{size}: not enough Ready, schedulable nodes match "
+            f"(gpuProducts {list(r.spec.gpu_products) or 'any'}, "
+            f"minGPUMemoryMiB {r.spec.min_gpu_memory_mib}); nothing is taken from other pools",
+        )  # fmt: skip
+    if r.pending:
+        waiting = ", ".join(f"{n} ({k} pod(s))" for n, k in sorted(r.pending.items()))
+        return Cond(
+            CONDITION, False, "PendingJoin",
+            f"{size}; waiting for pods of other classes to finish on {waiting}: "
+            f"no new work of other classes lands there, running pods are not evicted",
+        )  # fmt: skip
+    return Cond(CONDITION, True, "Filled", f"{size}")
+
+
+def status_differs(c: ClassView, want: ClassPool) -> bool:
+    """Whether the class's status must be written to say ``want``."""
+    if (c.status_pool or None) != want.pool:
+        return True
+    cur = next((x for x in c.conditions if x.get("type") == CONDITION), None)
+    if want.condition is None:
+        return cur is not None
+    if cur is None:
+        return True
+    return (
+        cur.get("status") != want.condition.status_text
+        or cur.get("reason") != want.condition.reason
+        or cur.get("message") != want.condition.message
+        or cur.get("observedGeneration") != c.generation
+    )
+
+
+# ---------------------------------------------------------------- the node patch
+
+
+def node_patch(node: Mapping[str, Any], want: Membership | None) -> dict[str, Any] | None:
+    """The merge patch that gives ``node`` exactly ``want``'s pool fields, or None.
+
+    Other labels, annotations and taints are kept; ``spec.taints`` is written
+    whole (a list is replaced by a merge patch), so the patch carries the
+    node's ``resourceVersion`` and fails with 409 if it changed since read.
+    """
+    meta = node.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    ann = meta.get("annotations") or {}
+    taints = [t for t in (node.get("spec") or {}).get("taints") or () if isinstance(t, Mapping)]
+    mine = ann.get(ANNOTATION_MEMBER)
+    if want is None:
+        if not mine:
+            return None
+        new_labels: dict[str, Any] = {LABEL_POOL: None} if labels.get(LABEL_POOL) == mine else {}
+        new_ann: dict[str, Any] = {
+            k: None
+            for k in (ANNOTATION_MEMBER, ANNOTATION_SINCE, ANNOTATION_PHASE, ANNOTATION_BORROWABLE)
+            if k in ann
+        }
+        keep = [t for t in taints if not (t.get("key") == TAINT_POOL and t.get("value") == mine)]
+    else:
+        new_labels = {} if labels.get(LABEL_POOL) == want.pool else {LABEL_POOL: want.pool}
+        target = {
+            ANNOTATION_MEMBER: want.pool,
+            ANNOTATION_SINCE: rfc3339(want.since),
+            ANNOTATION_PHASE: want.phase,
+            ANNOTATION_BORROWABLE: "true" if want.borrowable else None,
+        }
+        new_ann = {k: v for k, v in target.items() if ann.get(k) != v}
+        keep = [t for t in taints if t.get("key") != TAINT_POOL]
+        keep.append({"key": TAINT_POOL, "value": want.pool, "effect": TAINT_EFFECT})
+        # Keep the existing order when the pool taint is already there exactly once.
+        if [t for t in taints if t.get("key") == TAINT_POOL] == [keep[-1]]:
+            keep = list(taints)
+    patch: dict[str, Any] = {"metadata": {"resourceVersion": meta.get("resourceVersion")}}
+    if new_labels:
+        patch["metadata"]["labels"] = new_labels
+    if new_ann:
+        patch["metadata"]["annotations"] = new_ann
+    if [dict(t) for t in keep] != [dict(t) for t in taints]:
+        patch["spec"] = {"taints": [dict(t) for t in keep]}
+    if len(patch) == 1 and len(patch["metadata"]) == 1:
+        return None
+    return patch
+
+
+def pool_conditions(
+    old: Iterable[Mapping[str, Any]], want: Cond | None
+) -> list[dict[str, Any]] | None:
+    """``old`` without PoolReady, for a class whose pool status is cleared (None: unchanged)."""
+    old = list(old)
+    if want is None and any(c.get("type") == CONDITION for c in old):
+        return [dict(c) for c in old if c.get("type") != CONDITION]
+    return None

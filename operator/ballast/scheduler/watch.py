@@ -1,0 +1,317 @@
+"""Watch events into the scheduler's state: the cache side of the scheduling thread.
+
+The informers' events (and the relists that prune what vanished) arrive
+here, already on the scheduling thread. Pods pass the trust boundary
+(:func:`podspec.slim_pod`) and become records; bound pods are charged to
+the snapshot; pending pods of this scheduler are mapped to the engine's
+view and queued, or parked with the reason they cannot be scheduled.
+Classes, quotas, windows, PDBs and namespaces go to :class:`Policies`.
+
+A mixin of :class:`~ballast.scheduler.core.Scheduler`: it shares the
+scheduler's state and is split out only so each file has one concern.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from ballast.logs import kv
+from ballast.placement.engine import Engine
+from ballast.placement.objects import DEFAULT_CLASS, ClassPolicy, Pod
+from ballast.placement.snapshot import Snapshot
+from ballast.scheduler import mapping, podspec
+from ballast.scheduler.actions import RESULT, Actions
+from ballast.scheduler.config import Config
+from ballast.scheduler.informer import Event
+from ballast.scheduler.metrics import SchedulerMetrics
+from ballast.scheduler.podcache import PodCache, PodRecord
+from ballast.scheduler.policies import Policies
+from ballast.scheduler.preempting import Ended, Preemptions
+from ballast.scheduler.schedqueue import SchedulingQueue
+from ballast.scheduler.sources import NodeDataSource
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("Succeeded", "Failed")
+
+
+class WatchHandlers:
+    """Applies watch events to the scheduler's state (see the module docstring)."""
+
+    actions: Actions
+    config: Config
+    metrics: SchedulerMetrics
+    source: NodeDataSource
+    snapshot: Snapshot
+    pods: PodCache
+    queue: SchedulingQueue
+    policies: Policies
+    preemptions: Preemptions
+    engine: Engine
+    synced: set[str]
+    _relisting: dict[str, set[str]]
+    _dirty: bool
+    _next_window_edge: dt.datetime | None
+    _warned_nodes: dict[str, tuple[str, ...]]
+
+    @property
+    def classes(self) -> dict[str, ClassPolicy]:
+        """Usable classes by name."""
+        return {n: e.policy for n, e in self.policies.classes.items() if e.policy is not None}
+
+    # Defined by the scheduler; declared here for the type checker.
+    def _on_result(self, ev: Event) -> None:
+        raise NotImplementedError
+
+    def _park(self, rec: PodRecord, reason: str, message: str) -> None:
+        raise NotImplementedError
+
+    def _end_plan(self, ended: Ended | None) -> None:
+        raise NotImplementedError
+
+    def _now(self) -> dt.datetime:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- events
+    def _dispatch(self, ev: Event) -> None:
+        if ev.kind == RESULT:
+            self._on_result(ev)
+            return
+        if ev.type == "RELIST":
+            self._relisting[ev.kind] = set()
+            return
+        if ev.type == "SYNCED":
+            self._finish_relist(ev.kind)
+            self.synced.add(ev.kind)
+            self._dirty = True
+            return
+        if ev.type == "SYNC":
+            seen = self._relisting.get(ev.kind)
+            if seen is not None:
+                seen.add(self._key(ev.kind, ev.obj))
+        self._apply(ev.kind, ev.type == "DELETED", ev.obj)
+
+    def _apply(self, kind: str, deleted: bool, obj: dict[str, Any]) -> None:
+        if kind == "pods":
+            self._on_pod(deleted, obj)
+        elif kind == "nodes":
+            self._on_node(deleted, obj)
+        elif kind == "workloadclasses":
+            self.policies.on_class(deleted, obj)
+            self.engine = Engine(self.config.profile, self.classes)
+            self._policies_changed()
+        elif kind == "gpuquotas":
+            self.policies.on_quota(deleted, obj)
+            self._policies_changed()
+        elif kind == "batchwindows":
+            self.policies.on_window(deleted, obj, self._now())
+            self._next_window_edge = None
+            self._dirty = True
+        elif kind == "poddisruptionbudgets":
+            problems = self.policies.on_pdb(deleted, obj)
+            if problems:
+                self._invalid("PodDisruptionBudget", obj, problems)
+            self._dirty = True
+        elif kind == "namespaces":
+            before = self.policies.generation
+            self.policies.on_namespace(deleted, obj)
+            if self.policies.generation != before:
+                self._policies_changed()
+
+    def _policies_changed(self) -> None:
+        # A plan made under the old rules may no longer be allowed.
+        for preemptor in list(self.preemptions.plans):
+            rec = self.pods.get(preemptor)
+            member = self.policies.membership(rec.labels, rec.namespace) if rec else None
+            if member is None or member.cls is None:
+                self._end_plan(self.preemptions.cancel(preemptor))
+        self._dirty = True
+
+    @staticmethod
+    def _key(kind: str, obj: Mapping[str, Any]) -> str:
+        meta = obj.get("metadata") or {}
+        if kind == "pods":
+            return str(meta.get("uid", ""))
+        return f"{meta.get('namespace') or ''}/{meta.get('name', '')}"
+
+    def _finish_relist(self, kind: str) -> None:
+        seen = self._relisting.pop(kind, None)
+        if seen is None:
+            return
+        for obj in self._known(kind):
+            if self._key(kind, obj) not in seen:
+                self._apply(kind, True, obj)
+
+    def _known(self, kind: str) -> list[dict[str, Any]]:
+        """Minimal objects for everything of ``kind`` the scheduler holds (relist pruning)."""
+        if kind == "pods":
+            return [r.obj for r in self.pods]
+        if kind == "poddisruptionbudgets":
+            pairs = [k.split("/", 1) for k in self.policies.pdbs]
+            return [{"metadata": {"namespace": ns, "name": n}} for ns, n in pairs]
+        names: list[str] = []
+        if kind == "nodes":
+            names = list(self.snapshot.node_names())
+        elif kind == "workloadclasses":
+            names = self.policies.class_names()
+        elif kind == "gpuquotas":
+            names = self.policies.quota_names()
+        elif kind == "batchwindows":
+            names = list(self.policies.windows)
+        elif kind == "namespaces":
+            names = list(self.policies.namespace_labels)
+        return [{"metadata": {"name": n}} for n in names]
+
+    # ------------------------------------------------------------------ nodes
+    def _on_node(self, deleted: bool, node: dict[str, Any]) -> None:
+        name = str((node.get("metadata") or {}).get("name") or "")
+        if not name:
+            return
+        self._dirty = True
+        if deleted:
+            self._warned_nodes.pop(name, None)
+            if name in self.snapshot:
+                self.pods.node_removed(name)
+            return
+        mapped = mapping.node_info(node, self.source)
+        if mapped.problems:
+            self._warn_node(node, mapped.problems)
+        if name in self.snapshot:
+            self.snapshot.update_node(mapped.value)
+        else:
+            self.snapshot.add_node(mapped.value)
+            for rec in self.pods.bound_to(name):
+                if rec.node == name:
+                    self._charge_bound(rec)
+        if mapped.value.telemetry is not None:
+            self.snapshot.set_telemetry(name, mapped.value.telemetry)
+
+    def _warn_node(self, node: dict[str, Any], problems: list[str]) -> None:
+        name = node["metadata"]["name"]
+        key = tuple(problems)
+        if self._warned_nodes.get(name) == key:
+            return
+        self._warned_nodes[name] = key
+        self._invalid("Node", node, problems, reason="InvalidNodeData",
+                      prefix="ignored (treated as no data): ")  # fmt: skip
+
+    def _invalid(self, kind: str, obj: Mapping[str, Any], problems: list[str], *,
+                 reason: str = "InvalidObject", prefix: str = "") -> None:  # fmt: skip
+        meta = obj.get("metadata") or {}
+        self.metrics.invalid_objects.labels(kind).inc()
+        log.warning("invalid object", extra=kv(kind=kind, namespace=meta.get("namespace", ""),
+                    name=meta.get("name", ""), problems="; ".join(problems)))  # fmt: skip
+        self.actions.event(obj, "Warning", reason, prefix + "; ".join(problems)[:900], kind=kind)
+
+    # ------------------------------------------------------------------- pods
+    def _on_pod(self, deleted: bool, raw: dict[str, Any]) -> None:
+        obj = podspec.slim_pod(raw)
+        uid = obj["metadata"]["uid"]
+        if not uid:
+            return
+        if deleted or obj["status"]["phase"] in TERMINAL:
+            self._drop_pod(uid)
+            return
+        old = self.pods.get(uid)
+        changed = old is None or old.obj != obj
+        rec = self.pods.upsert(obj)
+        if obj["spec"]["nodeName"]:
+            self._on_bound(rec)
+            return
+        if (
+            obj["spec"]["schedulerName"] != self.config.scheduler_name
+            or obj["metadata"]["deletionTimestamp"]
+        ):
+            self.queue.remove(uid)
+            self._end_plan(self.preemptions.cancel(uid))
+            rec.stage = "ignored"
+            return
+        if rec.stage == "inflight":
+            return  # our assumption; the bind result or the bound pod will follow
+        if changed:
+            rec.view_generation = -1  # labels or requests changed: map again
+        if rec.stage in ("bound", "placed"):
+            self.pods.forget(rec)  # was bound, is not any more: what it held is free
+            self._dirty = True
+        if rec.stage in ("new", "ignored", "bound", "placed"):
+            self._enqueue(rec)
+
+    def _drop_pod(self, uid: str) -> None:
+        rec = self.pods.remove(uid)
+        if rec is not None and rec.stage in ("placed", "bound", "inflight"):
+            self._dirty = True
+        self.queue.remove(uid)
+        self._end_plan(self.preemptions.cancel(uid))
+        if uid in self.preemptions.victim_of:
+            self.preemptions.victim_gone(uid)
+            self._dirty = True
+
+    def _on_bound(self, rec: PodRecord) -> None:
+        self.queue.remove(rec.uid)
+        self._end_plan(self.preemptions.cancel(rec.uid))
+        held = self.snapshot.pods.get(rec.uid)
+        if held is not None and held.node == rec.node:
+            if rec.stage == "inflight":
+                rec.stage = "placed"
+            return
+        if held is not None:  # bound somewhere else than we assumed: charge where it is
+            self.pods.forget(rec)
+            self._dirty = True
+        self._charge_bound(rec)
+
+    def _charge_bound(self, rec: PodRecord) -> None:
+        """Count a bound pod's resources (ours after a restart, or another scheduler's)."""
+        member = self.policies.membership(rec.labels, rec.namespace)
+        tenant = self.policies.tenant(rec.namespace)
+        mapped = podspec.bound_pod(rec.obj, member.cls, tenant)
+        pod: Pod = mapped.value
+        start = mapping.parse_time(rec.obj["status"]["startTime"]) or pod.creation_time
+        charge = self.pods.charge_bound(rec, pod, (member.cls or DEFAULT_CLASS).tier, start)
+        problems = [*mapped.problems, *(charge.problems if charge else ())]
+        if problems:
+            self._invalid("Pod", rec.obj, problems, reason="InvalidGPUAssignment")
+
+    def _view(self, rec: PodRecord) -> tuple[ClassPolicy | None, str, str]:
+        """The pod's class and engine view, rebuilt when it or the policies changed.
+
+        Returns ``(class, reason, message)``; a non-empty reason means the
+        pod cannot be scheduled as it is (unknown or forbidden class, bad request).
+        """
+        member = self.policies.membership(rec.labels, rec.namespace)
+        if member.cls is None:
+            rec.pod = None
+            return None, member.reason, member.message
+        if rec.pod is None or rec.view_generation != self.policies.generation:
+            mapped = podspec.engine_pod(
+                rec.obj, member.cls if member.class_name else None,
+                self.policies.tenant(rec.namespace),
+            )  # fmt: skip
+            rec.pod = mapped.value
+            rec.view_generation = self.policies.generation
+            if mapped.value is None:
+                return (
+                    member.cls,
+                    "InvalidRequest",
+                    "cannot schedule: " + "; ".join(mapped.problems),
+                )
+        return member.cls, "", ""
+
+    def _engine_pod(self, raw: Mapping[str, Any]) -> mapping.Mapped:
+        """A raw pod as the engine sees it (for the extender): class and tenant resolved."""
+        obj = podspec.slim_pod(raw)
+        meta = obj["metadata"]
+        member = self.policies.membership(meta["labels"], meta["namespace"])
+        if member.cls is None:
+            return mapping.Mapped(None, [member.message])
+        cls = member.cls if member.class_name else None
+        return podspec.engine_pod(obj, cls, self.policies.tenant(meta["namespace"]))
+
+    def _enqueue(self, rec: PodRecord) -> None:
+        _, reason, message = self._view(rec)
+        if reason:
+            self._park(rec, reason, message)
+        else:
+            self.queue.add(rec)
