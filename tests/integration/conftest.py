@@ -179,8 +179,9 @@ def operator(
         ["operator"],
         kubeconfig,
         tmp_path_factory.mktemp("operator"),
-        # Resync every 3 s so that reference checks converge quickly in tests.
-        env={"BALLAST_RESYNC_SECONDS": "3"},
+        # Resync every 3 s so that reference checks converge quickly in tests; node pools
+        # keep a surplus node 5 s instead of 300 s (tests/integration/operator/test_nodepools.py).
+        env={"BALLAST_RESYNC_SECONDS": "3", "BALLAST_POOL_DWELL_SECONDS": "5"},
     )
     op.start()
     time.sleep(1.0)

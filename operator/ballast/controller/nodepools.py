@@ -32,6 +32,7 @@ labelled by hand without it are never changed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,7 +50,7 @@ from ballast.api.wellknown import (
     LABEL_POOL,
     TAINT_POOL,
 )
-from ballast.controller.conditions import Cond, rfc3339
+from ballast.controller.conditions import Cond, merge_conditions, rfc3339
 
 # Annotations Ballast keeps on the nodes it put in a pool.
 ANNOTATION_MEMBER = f"{GROUP}/pool-member"  # the pool; its presence means "Ballast's"
@@ -311,8 +312,10 @@ class NodeChange:
 
     node: str
     want: Membership | None
-    owner: str  # the class the change is reported on
+    owner: str  # the class the change is reported on ("" when the class is gone)
+    reason: str  # event reason: PoolNodeAdded, PoolNodeJoined, PoolNodeRestored, PoolNodeReleased
     why: str
+    expected: str | None = None  # the node's ballast.dev/pool-member when planned
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,9 +357,7 @@ def in_sync(node: NodeView, want: Membership | None) -> bool:
 def _blockers(pool: str, sharers: frozenset[str], pods: Sequence[PodView]) -> list[PodView]:
     """Pods on a node that keep it from joining ``pool``: not daemons, not of a class
     that names the pool, not tolerating its taint."""
-    return [
-        p for p in pods if not p.daemon and p.cls not in sharers and not p.tolerates(pool)
-    ]
+    return [p for p in pods if not p.daemon and p.cls not in sharers and not p.tolerates(pool)]
 
 
 def _free(node: NodeView) -> bool:
@@ -370,6 +371,33 @@ def _free(node: NodeView) -> bool:
     )
 
 
+def applied(node: NodeView, want: Membership | None) -> NodeView:
+    """The node as it reads after ``node_patch(node, want)`` is written."""
+    if want is None:
+        mine = node.member_of
+        return dataclasses.replace(
+            node,
+            pool_label=None if node.pool_label == mine else node.pool_label,
+            pool_taints=tuple(t for t in node.pool_taints if t != mine),
+            member_of=None,
+            since=None,
+            phase=None,
+            borrowable=False,
+        )
+    return dataclasses.replace(
+        node,
+        pool_label=want.pool,
+        pool_taints=(want.pool,),
+        member_of=want.pool,
+        since=want.since,
+        phase=want.phase,
+        borrowable=want.borrowable,
+    )
+
+
+MAX_ROUNDS = 4
+
+
 def plan(
     classes: Iterable[ClassView],
     nodes: Iterable[NodeView],
@@ -381,8 +409,45 @@ def plan(
     """Choose every pool's members and each class's pool status.
 
     Deterministic: the result depends on the inputs' content, never on their
-    order. Applying it and planning again with the same pods changes nothing.
+    order. Stable: applying it and planning again with the same pods changes
+    nothing. A node one pool gives back may be taken by another in the same
+    plan, so rounds are repeated over the planned state until nothing moves
+    (a node then gets one change: from what it is to what it ends as).
     """
+    classes = list(classes)
+    pods = list(pods)
+    start = {n.name: n for n in nodes}
+    state = dict(start)
+    last: dict[str, NodeChange] = {}
+    out = Plan()
+    for _ in range(MAX_ROUNDS):
+        out = _plan_once(classes, state.values(), pods, now=now, dwell=dwell)
+        if not out.changes:
+            break
+        for c in out.changes:
+            state[c.node] = applied(state[c.node], c.want)
+            last[c.node] = c
+    changes = []
+    for name, c in sorted(last.items()):
+        was, now_is = start[name], state[name]
+        if was == now_is:
+            continue
+        want = None if now_is.member_of is None else Membership(
+            now_is.member_of, now_is.since or now, now_is.phase or "Pending", now_is.borrowable
+        )  # fmt: skip
+        changes.append(dataclasses.replace(c, want=want, expected=was.member_of))
+    out.changes = changes
+    return out
+
+
+def _plan_once(
+    classes: Iterable[ClassView],
+    nodes: Iterable[NodeView],
+    pods: Iterable[PodView],
+    *,
+    now: dt.datetime,
+    dwell: dt.timedelta,
+) -> Plan:
     out = Plan()
     by_name = {n.name: n for n in sorted(nodes, key=lambda n: n.name)}
     pods_on: dict[str, list[PodView]] = {}
@@ -412,13 +477,17 @@ def plan(
             continue
         owner = owners.get(pool)
         if owner is None or owner.pool is None:
-            out.changes.append(NodeChange(node.name, None, "", f"pool {pool} no longer exists"))
+            out.changes.append(
+                NodeChange(node.name, None, "", "PoolNodeReleased",
+                           f"node {node.name} leaves pool {pool}: no class names it", pool)
+            )  # fmt: skip
             continue
         if not owner.pool.reserves or not owner.pool.matches(node):
-            why = "reserves nothing" if not owner.pool.reserves else "no longer matches"
+            why = "it reserves nothing" if not owner.pool.reserves else "the node no longer matches"
             out.changes.append(
-                NodeChange(node.name, None, owner.name, f"node {node.name} {why} for pool {pool}")
-            )
+                NodeChange(node.name, None, owner.name, "PoolNodeReleased",
+                           f"node {node.name} leaves pool {pool}: {why}", pool)
+            )  # fmt: skip
             continue
         claimed[node.name] = pool
         current.setdefault(pool, []).append(node)
@@ -433,8 +502,8 @@ def plan(
         )  # fmt: skip
 
     for c in ordered:
-        out.status[c.name] = _class_status(c, owners, results, by_name, claimed)
-    # A class that names no pool any more: clear what an earlier pass wrote.
+        if not c.invalid:  # an invalid nodePool is reported by the class's own reconciliation
+            out.status[c.name] = _class_status(c, owners, results)
     return out
 
 
@@ -482,7 +551,17 @@ def _choose(
             n for n in by_name.values()
             if n.name not in claimed and _free(n) and spec.matches(n)
         ]  # fmt: skip
-    candidates.sort(key=lambda n: (bool(blockers(n)), n.name not in member_names, not own(n), n.name))
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+    def preference(n: NodeView) -> tuple[bool, bool, dt.datetime, bool, str]:
+        # Free of other classes' pods, already a member (the longest-standing first), running
+        # the class's pods, name. Members sort by seniority so that re-planning after this
+        # plan is applied picks the same nodes (stability).
+        member = n.name in member_names
+        since = (n.since or now) if member else epoch
+        return (bool(blockers(n)), not member, since, not own(n), n.name)
+
+    candidates.sort(key=preference)
 
     chosen: list[NodeView] = []
     gpus = 0
@@ -507,8 +586,9 @@ def _choose(
         claimed.pop(n.name, None)
         why = "surplus" if n.phase == "Joined" else "replaced by a free node"
         out.changes.append(
-            NodeChange(n.name, None, owner.name, f"node {n.name} leaves pool {pool} ({why})")
-        )
+            NodeChange(n.name, None, owner.name, "PoolNodeReleased",
+                       f"node {n.name} leaves pool {pool} ({why})", pool)
+        )  # fmt: skip
 
     pending: dict[str, int] = {}
     result_members: list[str] = []
@@ -523,18 +603,24 @@ def _choose(
         since = now if new or n.since is None else n.since
         want = Membership(pool, since, phase, spec.allow_borrowing and phase == "Joined")
         if not in_sync(n, want):
-            if new:
-                why = (
-                    f"node {n.name} joins pool {pool}"
-                    if phase == "Joined"
-                    else f"node {n.name} chosen for pool {pool}, pending join: "
-                    f"{len(block)} pod(s) of other classes still run there"
+            if new and phase == "Joined":
+                reason, why = "PoolNodeAdded", f"node {n.name} joins pool {pool}"
+            elif new:
+                reason, why = (
+                    "PoolNodeAdded",
+                    (
+                        f"node {n.name} chosen for pool {pool}, pending join: {len(block)} pod(s) "
+                        f"of other classes still run there"
+                    ),
                 )
             elif n.phase == "Pending" and phase == "Joined":
+                reason = "PoolNodeJoined"
                 why = f"node {n.name} joins pool {pool}: the pods of other classes are gone"
             else:
-                why = f"node {n.name} restored in pool {pool}"
-            out.changes.append(NodeChange(n.name, want, owner.name, why))
+                reason, why = "PoolNodeRestored", f"node {n.name} restored in pool {pool}"
+            out.changes.append(
+                NodeChange(n.name, want, owner.name, reason, why, None if new else pool)
+            )
 
     reserved = sum(by_name[m].gpus for m in result_members if m not in pending)
     used = borrowed = 0
@@ -590,8 +676,6 @@ def _class_status(
     c: ClassView,
     owners: Mapping[str, ClassView],
     results: Mapping[str, _PoolResult],
-    by_name: Mapping[str, NodeView],
-    claimed: Mapping[str, str],
 ) -> ClassPool:
     if c.pool is None:
         return ClassPool(None, None)
@@ -622,10 +706,10 @@ def _class_status(
                 f"{owner.name} or use another pool name",
             ),
         )
-    return ClassPool(status, _condition(r, owners, claimed))
+    return ClassPool(status, _condition(r, owners))
 
 
-def _condition(r: _PoolResult, owners: Mapping[str, ClassView], claimed: Mapping[str, str]) -> Cond:
+def _condition(r: _PoolResult, owners: Mapping[str, ClassView]) -> Cond:
     pool = r.spec.name
     have = len(r.members)
     if not r.spec.reserves:
@@ -743,10 +827,13 @@ def node_patch(node: Mapping[str, Any], want: Membership | None) -> dict[str, An
 
 
 def pool_conditions(
-    old: Iterable[Mapping[str, Any]], want: Cond | None
-) -> list[dict[str, Any]] | None:
-    """``old`` without PoolReady, for a class whose pool status is cleared (None: unchanged)."""
-    old = list(old)
-    if want is None and any(c.get("type") == CONDITION for c in old):
-        return [dict(c) for c in old if c.get("type") != CONDITION]
-    return None
+    old: Iterable[Mapping[str, Any]] | None,
+    want: Cond | None,
+    *,
+    generation: int | None,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """The class's conditions with PoolReady set to ``want`` (removed when None)."""
+    if want is None:
+        return [dict(c) for c in old or () if c.get("type") != CONDITION]
+    return merge_conditions(old, [want], generation=generation, now=now)

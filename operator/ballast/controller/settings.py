@@ -23,6 +23,11 @@ ENV_RESYNC = "BALLAST_RESYNC_SECONDS"
 # resync is only a safety net (drift and references are event-driven), so it
 # is rare by default: every object's timer costs a task and a thread hop.
 RESYNC_SECONDS = float(os.environ.get(ENV_RESYNC, "300") or 300)
+# Node pools: a node stays in a pool at least this long after it was chosen,
+# so that a reservation that shrinks and grows back does not make nodes flap
+# (labels, taints and the pods that follow them). Tests shorten it.
+ENV_POOL_DWELL = "BALLAST_POOL_DWELL_SECONDS"
+POOL_DWELL_SECONDS = float(os.environ.get(ENV_POOL_DWELL, "300") or 300)
 # Backoff of a reconciliation that failed (an API error, a PriorityClass that
 # did not converge): 1, 2, 4, ... seconds, capped. kopf counts the retries.
 RETRY_BASE_SECONDS = 1.0

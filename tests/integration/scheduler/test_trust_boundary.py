@@ -96,7 +96,7 @@ def test_hostile_gpu_ids_are_charged_conservatively_and_survive_a_restart(
     assert scheduler.alive(), scheduler.log_tail()
     cond = wait_for(lambda: waiting_reason(kube, namespace, "after-restart", "Unschedulable"),
                     timeout=30, what="the cluster is full, so the new pod waits")  # fmt: skip
-    assert "0/2 nodes" in cond["message"], cond
+    assert "2 insufficient GPUs" in cond["message"], cond
     assert _metric(scheduler, "ballast_scheduler_errors_total") == 0  # a new process
 
 

@@ -469,6 +469,60 @@ class WorkloadClassSpec(ApiModel):
     )
 
 
+NodeName = Annotated[str, Field(max_length=253)]
+
+
+class PoolStatus(ApiModel):
+    """The class's node pool as the operator keeps it (see docs/operator.md, 'Node pools')."""
+
+    name: str = Field(max_length=63, description="The pool (nodePool.name).")
+    members: list[NodeName] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description=(
+            "Nodes Ballast holds in the pool (labelled ballast.dev/pool and tainted "
+            "ballast.dev/pool=<name>:NoSchedule), pending ones included."
+        ),
+    )
+    pending_nodes: list[NodeName] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description=(
+            "Members that still run pods of other classes: no new work of other classes "
+            "lands there, and they join the reservation when those pods are gone."
+        ),
+    )
+    wanted_nodes: int = Field(
+        default=0,
+        ge=0,
+        description="Nodes the reservation needs: reservedNodes, or enough to hold reservedGPUs.",
+    )
+    wanted_gpus: int = Field(
+        default=0, ge=0, alias="wantedGPUs", description="GPUs reserved by nodePool.reservedGPUs."
+    )
+    reserved_gpus: int = Field(
+        default=0, ge=0, alias="reservedGPUs", description="GPUs on members that have joined."
+    )
+    used_gpus: int = Field(
+        default=0, ge=0, alias="usedGPUs", description="GPUs requested by live pods on members."
+    )
+    borrowed_gpus: int = Field(
+        default=0,
+        ge=0,
+        alias="borrowedGPUs",
+        description="Of usedGPUs, those used by pods of classes that do not name the pool.",
+    )
+    borrowable: bool = Field(
+        default=False,
+        description="Whether other classes may borrow idle GPUs of the pool (allowBorrowing).",
+    )
+    defined_by: str | None = Field(
+        default=None,
+        max_length=253,
+        description="The class whose nodePool defines the pool (the oldest class naming it).",
+    )
+
+
 class WorkloadClassStatus(StatusBase):
     """The observed state of a WorkloadClass."""
 
@@ -482,6 +536,10 @@ class WorkloadClassStatus(StatusBase):
         default=None, description="Pods of the class waiting to be placed."
     )
     running_pods: int | None = Field(default=None, description="Pods of the class bound to nodes.")
+    pool: PoolStatus | None = Field(
+        default=None,
+        description="The class's node pool: members, pending nodes, reserved and used GPUs.",
+    )
 
 
 class WorkloadClass(ApiModel):

@@ -5,6 +5,7 @@ from ballast.controller.handlers import (  # noqa: F401
     disruption,
     gpuquota,
     jobs,
+    nodepools,
     priorityclass,
     workloadclass,
 )
