@@ -64,6 +64,10 @@ ANNOTATION_DATASETS = f"{GROUP}/datasets"
 ANNOTATION_GPU_MILLI = f"{GROUP}/gpu-milli"
 ANNOTATION_CHECKPOINT_REQUEST = f"{GROUP}/checkpoint-requested-at"
 TAINT_POOL = f"{GROUP}/pool"
+# On a pool member: "true" when classes outside the pool may borrow its idle
+# GPUs (the pool's allowBorrowing); the scheduler then ignores the pool taint
+# for them. Written by the operator's node-pool reconciler.
+ANNOTATION_POOL_BORROWABLE = f"{GROUP}/pool-borrowable"
 FIELD_MANAGER = "ballast"
 
 

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from ballast.api.v1alpha1.workloadclass import NodePool
 from ballast.api.wellknown import (
+    ANNOTATION_POOL_BORROWABLE,
     GPU_RESOURCE,
     GROUP,
     LABEL_CLASS,
@@ -56,7 +57,7 @@ from ballast.controller.conditions import Cond, merge_conditions, rfc3339
 ANNOTATION_MEMBER = f"{GROUP}/pool-member"  # the pool; its presence means "Ballast's"
 ANNOTATION_SINCE = f"{GROUP}/pool-since"  # RFC 3339: when the node was chosen (dwell)
 ANNOTATION_PHASE = f"{GROUP}/pool-phase"  # Pending | Joined
-ANNOTATION_BORROWABLE = f"{GROUP}/pool-borrowable"  # "true": others may borrow idle GPUs
+ANNOTATION_BORROWABLE = ANNOTATION_POOL_BORROWABLE  # "true": others may borrow idle GPUs
 TAINT_EFFECT = "NoSchedule"  # must equal webhook.mutate.POOL_TOLERATION_EFFECT
 CONDITION = "PoolReady"
 DEFAULT_DWELL_SECONDS = 300.0

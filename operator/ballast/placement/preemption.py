@@ -176,8 +176,10 @@ def plan_preemption(
                 b.matches(v.namespace, v.labels) and b.disruptions_allowed <= 0 for b in budgets
             ):
                 continue
-            # Cheapest first: lowest rank, then youngest (latest start).
-            eligible.append(((rank(vcls, v.priority), -v.start_time, v.uid), v))
+            # Borrowers of the preemptor's reserved pool first, then the cheapest:
+            # lowest rank, then youngest (latest start).
+            borrower = in_pool and vcls.pool.name != cls.pool.name
+            eligible.append(((not borrower, rank(vcls, v.priority), -v.start_time, v.uid), v))
         if not eligible or not _fits(state, row, [v for _, v in eligible]):
             continue
         eligible.sort(key=lambda e: e[0])

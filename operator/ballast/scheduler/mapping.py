@@ -207,6 +207,19 @@ def _taints(raw: Any) -> tuple[Taint, ...]:
     return tuple(out)
 
 
+def _pool_taints_for_borrowers(
+    taints: tuple[Taint, ...], meta: Mapping[str, Any]
+) -> tuple[Taint, ...]:
+    """A pool member that lends its idle GPUs (``ballast.dev/pool-borrowable``) keeps its
+    pool taint against the default scheduler, but Ballast's scheduler lets any class
+    borrow there; classes of another pool are still kept out by the NodePool filter."""
+    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), Mapping) else {}
+    assert isinstance(annotations, Mapping)
+    if annotations.get(wk.ANNOTATION_POOL_BORROWABLE) != "true":
+        return taints
+    return tuple(t for t in taints if t.key != wk.TAINT_POOL)
+
+
 def node_info(node: Mapping[str, Any], source: NodeDataSource | None = None) -> Mapped:
     """A Node as :class:`NodeInfo`; garbage telemetry or cache data become problems and no data."""
     source = source or _ANNOTATIONS
@@ -252,7 +265,7 @@ def node_info(node: Mapping[str, Any], source: NodeDataSource | None = None) -> 
         cpu_milli=quantity_milli(alloc.get("cpu")),
         memory_mib=quantity_mib(alloc.get("memory")),
         labels=labels,
-        taints=_taints(spec.get("taints")),
+        taints=_pool_taints_for_borrowers(_taints(spec.get("taints")), meta),
         unschedulable=bool(spec.get("unschedulable")) or not ready,
         cache=cache.value if cache else None,
         telemetry=telemetry.value if telemetry.value.gpus else None,

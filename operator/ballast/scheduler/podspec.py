@@ -183,6 +183,10 @@ def engine_pod(pod: Mapping[str, Any], cls: ClassPolicy | None, tenant: str) -> 
         for t in spec.get("tolerations") or ()
         if isinstance(t, Mapping)
     )
+    if cls is not None and cls.pool.name:
+        # Membership is the class: its pods tolerate their own pool's taint
+        # whether or not the webhook added the toleration.
+        tolerations += (Toleration(wk.TAINT_POOL, "Equal", cls.pool.name, "NoSchedule"),)
     owner = next((o for o in meta.get("ownerReferences") or () if o.get("controller")), None)
     spread_key = f"{meta.get('namespace')}/{owner['kind']}/{owner['name']}" if owner else ""
     try:
