@@ -212,6 +212,7 @@ class ScoringPolicy:
     weights: Mapping[str, float] = field(default_factory=dict)
     mode: Mode = "packing"
     residency_regions: tuple[str, ...] = ()
+    residency_zones: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

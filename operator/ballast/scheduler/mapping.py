@@ -135,6 +135,7 @@ def class_policy(name: str, spec: Mapping[str, Any]) -> ClassPolicy:
             for p in plugins:
                 weights[p] = scale * _PROFILE_WEIGHTS.get(p, 1.0)
     residency = (placement.get("residency") or {}).get("regions") or ()
+    zones = (placement.get("residency") or {}).get("zones") or ()
     reserved = bool(pool.get("reservedNodes") or pool.get("reservedGPUs"))
     return ClassPolicy(
         name=name,
@@ -158,6 +159,7 @@ def class_policy(name: str, spec: Mapping[str, Any]) -> ClassPolicy:
             weights=weights,
             mode="spread" if placement.get("strategy") == "Spread" else "packing",
             residency_regions=tuple(residency),
+            residency_zones=tuple(zones),
         ),
         window=spec.get("window") or "",
     )

@@ -183,6 +183,29 @@ CASES = [
         want_reasons={"us": "outside residency regions", "none": "outside residency regions"},
     ),
     Case(
+        "residency: zones within regions",
+        "DataResidency",
+        [
+            make_node("a").region("eu-west").zone("eu-west-1a"),
+            make_node("b").region("eu-west").zone("eu-west-1b"),
+            make_node("c").region("us-east").zone("eu-west-1a"),
+            make_node("d").region("eu-west"),
+        ],
+        make_pod("p").gpu(1),
+        cls=ClassPolicy(
+            "c",
+            placement=ScoringPolicy(
+                residency_regions=("eu-west",), residency_zones=("eu-west-1a",)
+            ),
+        ),
+        want_pass={"a"},
+        want_reasons={
+            "b": "outside residency zones",
+            "c": "outside residency regions",
+            "d": "outside residency zones",
+        },
+    ),
+    Case(
         "health: cordoned nodes are unschedulable",
         "NodeHealth",
         [make_node("a").cordoned(), make_node("b")],

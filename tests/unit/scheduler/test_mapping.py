@@ -149,3 +149,26 @@ def test_class_policy_fields() -> None:
 )
 def test_quantity_mib(text: str, want: int) -> None:
     assert mapping.quantity_mib(text) == want
+
+
+def test_residency_regions_and_zones_reach_the_policy() -> None:
+    cls = mapping.class_policy(
+        "eu",
+        {
+            "tier": "Nearline",
+            "placement": {"residency": {"regions": ["eu-west"], "zones": ["eu-west-1a"]}},
+        },
+    )
+    assert cls.placement.residency_regions == ("eu-west",)
+    assert cls.placement.residency_zones == ("eu-west-1a",)
+
+
+def test_preemption_signal_and_for_locality_reach_the_policy() -> None:
+    cls = mapping.class_policy(
+        "chat",
+        {
+            "tier": "Interactive",
+            "preemption": {"policy": "LowerTier", "forLocality": True, "signal": "None"},
+        },
+    )
+    assert cls.preemption.for_locality and not cls.preemption.checkpoint

@@ -1,7 +1,8 @@
-"""DataResidency: a class with residency regions runs only on nodes in those regions.
+"""DataResidency: a class with residency regions (zones) runs only on nodes in them.
 
-The region is the node's ``topology.kubernetes.io/region`` label; a node
-without it is outside every region.
+The region is the node's ``topology.kubernetes.io/region`` label and the
+zone its ``topology.kubernetes.io/zone`` label; a node without the label is
+outside every region (zone). Regions and zones both apply when both are set.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ballast.api.wellknown import LABEL_REGION
+from ballast.api.wellknown import LABEL_REGION, LABEL_ZONE
 from ballast.placement.framework import Codes, CycleState, IntArray, Reason
 from ballast.placement.plugins.base import PluginArgs
 
@@ -22,29 +23,37 @@ class Args(PluginArgs):
     """DataResidency's arguments."""
 
     label: str = LABEL_REGION
+    zone_label: str = LABEL_ZONE
 
 
 class DataResidency:
     """Filter: data-residency regions of the class."""
 
     name: str = NAME
-    reasons: tuple[Reason, ...] = (Reason("outside residency regions"),)
+    reasons: tuple[Reason, ...] = (
+        Reason("outside residency regions"),
+        Reason("outside residency zones"),
+    )
 
     def __init__(self, args: Args) -> None:
         self.args = args
 
     def filter(self, state: CycleState, nodes: IntArray) -> Codes:
-        """Reject nodes whose region is not listed by the class."""
+        """Reject nodes whose region (zone) is not listed by the class."""
         codes = np.zeros(nodes.shape[0], dtype=np.uint8)
-        regions = state.cls.placement.residency_regions
-        if not regions:
-            return codes
         labels = state.snapshot.labels
-        col = labels.column(self.args.label)
-        if col is None:
-            codes[:] = 1
-        else:
-            codes[~np.isin(col[nodes], labels.value_ids(self.args.label, regions))] = 1
+        # Zones first, so a node outside both is reported by its region.
+        for code, label, allowed in (
+            (2, self.args.zone_label, state.cls.placement.residency_zones),
+            (1, self.args.label, state.cls.placement.residency_regions),
+        ):
+            if not allowed:
+                continue
+            col = labels.column(label)
+            if col is None:
+                codes[:] = code
+            else:
+                codes[~np.isin(col[nodes], labels.value_ids(label, allowed))] = code
         return codes
 
 
