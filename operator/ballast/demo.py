@@ -20,7 +20,15 @@ from typing import Any
 import yaml
 
 from ballast.kube.crds import ensure_crds
-from ballast.kube.raw import BATCHWINDOWS, GPUQUOTAS, PODS, PRIORITY_CLASSES, WORKLOADCLASSES, Kube
+from ballast.kube.raw import (
+    BATCHWINDOWS,
+    GPUQUOTAS,
+    NAMESPACES,
+    PODS,
+    PRIORITY_CLASSES,
+    WORKLOADCLASSES,
+    Kube,
+)
 from ballast.localcluster import kube as lk
 from ballast.localcluster.ballast_procs import BallastProcess
 from ballast.localcluster.binaries import resolve_bin_dir
@@ -80,9 +88,22 @@ def run(args: argparse.Namespace) -> int:
     kube = Kube.connect(str(kubeconfig))
     ensure_crds(kube)
     print("==> CRDs installed")
-    operator = BallastProcess("operator", ["operator"], kubeconfig, cluster.layout.root)
+    kube.apply(NAMESPACES.path(WEBHOOK_NAMESPACE), {"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": WEBHOOK_NAMESPACE}}, field_manager="ballast-demo")  # fmt: skip
+    port = _free_port()
+    operator = BallastProcess(
+        "operator",
+        ["operator", "--webhook-port", str(port), "--webhook-host", "127.0.0.1",
+         "--webhook-url", f"https://127.0.0.1:{port}", "--webhook-namespace", WEBHOOK_NAMESPACE],
+        kubeconfig, cluster.layout.root,
+        # A short dwell so the demo's pool settles while you watch (default 300 s).
+        env={"BALLAST_POOL_DWELL_SECONDS": "30"},
+    )  # fmt: skip
     operator.start()
-    print(f"==> operator running (pid {operator.pid}, log {operator.log_path})")
+    print(
+        f"==> operator running (pid {operator.pid}, webhook on 127.0.0.1:{port}, log {operator.log_path})"
+    )
+    _wait_webhook(kube)
     scheduler = BallastProcess("scheduler", ["scheduler"], kubeconfig, cluster.layout.root)
     scheduler.start()
     print(f"==> scheduler running (pid {scheduler.pid}, log {scheduler.log_path})")
@@ -105,6 +126,12 @@ def run(args: argparse.Namespace) -> int:
     _report(kube, docs)
     print()
     _placements(kube, deadline=time.monotonic() + 30)
+    print()
+    _pool(kube)
+    print()
+    _jobs(kube)
+    print()
+    _mutated(kube)
     print()
     _hostile(kube, scheduler)
     print()
@@ -235,6 +262,113 @@ def _placements(kube: Kube, deadline: float) -> None:
 
 
 HOSTILE_POD = "claims-gpu-999"
+WEBHOOK_NAMESPACE = "ballast-system"
+# A reserved pool made by the demo itself (not in examples/, whose classes the
+# tests apply on a shared cluster): two L4 nodes that lend idle GPUs.
+POOL_CLASS: dict[str, Any] = {
+    "apiVersion": "ballast.dev/v1alpha1",
+    "kind": "WorkloadClass",
+    "metadata": {"name": "vision-serving"},
+    "spec": {
+        "tier": "Interactive",
+        "priority": 10,
+        "description": "Image captioning on a reserved L4 pool",
+        "preemption": {"policy": "LowerTier", "preemptible": False},
+        "nodePool": {"name": "l4-serving", "gpuProducts": ["NVIDIA-L4"], "reservedNodes": 2,
+                     "allowBorrowing": True},
+    },
+}  # fmt: skip
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_webhook(kube: Kube, timeout: float = 30.0) -> None:
+    """Until the operator has registered its webhooks (pods applied before would miss them)."""
+    deadline = time.monotonic() + timeout
+    path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+    while time.monotonic() < deadline:
+        items = kube.list(path, labelSelector="app.kubernetes.io/managed-by=ballast")["items"]
+        if items and all(
+            w.get("clientConfig", {}).get("caBundle")
+            for i in items
+            for w in i.get("webhooks") or ()
+        ):
+            print("==> admission webhook registered")
+            return
+        time.sleep(0.5)
+    print("!! the admission webhook did not register in time; pods are admitted unchanged")
+
+
+def _pool(kube: Kube) -> None:
+    """Create the demo's reserved pool class and show its members."""
+    name = POOL_CLASS["metadata"]["name"]
+    if kube.get(WORKLOADCLASSES.path(name)) is None:
+        kube.create(WORKLOADCLASSES.path(), POOL_CLASS)
+    deadline = time.monotonic() + 30
+    pool: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        pool = ((kube.get(WORKLOADCLASSES.path(name)) or {}).get("status") or {}).get("pool") or {}
+        if pool.get("members"):
+            break
+        time.sleep(0.5)
+    nodes = kube.list("/api/v1/nodes", labelSelector="ballast.dev/pool=l4-serving")["items"]
+    rows = [["POOL NODE", "GPU", "TAINT", "BORROWABLE"]]
+    for n in nodes:
+        taints = [t for t in n["spec"].get("taints") or () if t.get("key") == "ballast.dev/pool"]
+        rows.append([
+            n["metadata"]["name"],
+            n["metadata"]["labels"].get("nvidia.com/gpu.product", ""),
+            ",".join(f"{t['key']}={t.get('value', '')}:{t['effect']}" for t in taints) or "-",
+            (n["metadata"].get("annotations") or {}).get("ballast.dev/pool-borrowable", "-"),
+        ])  # fmt: skip
+    cond: dict[str, Any] = next((c for c in (kube.get(WORKLOADCLASSES.path(name)) or {}).get("status", {}).get("conditions") or ()
+                 if c.get("type") == "PoolReady"), {})  # fmt: skip
+    print(f"==> WorkloadClass {name}: pool l4-serving, reservedNodes 2, "
+          f"PoolReady={cond.get('status', '?')} ({cond.get('reason', '')}: {cond.get('message', '')})")  # fmt: skip
+    print(_table(rows))
+
+
+def _jobs(kube: Kube) -> None:
+    """The example Jobs of windowed classes: held by their window, or running."""
+    rows = [["JOB", "CLASS", "WINDOW", "SUSPENDED", "BY BALLAST"]]
+    classes = {c["metadata"]["name"]: c for c in kube.list(WORKLOADCLASSES.path())["items"]}
+    for job in kube.list("/apis/batch/v1/jobs")["items"]:
+        meta = job["metadata"]
+        cls = (meta.get("labels") or {}).get("ballast.dev/class", "")
+        window = ((classes.get(cls) or {}).get("spec") or {}).get("window", "")
+        if not window:
+            continue
+        rows.append([f"{meta['namespace']}/{meta['name']}", cls, window,
+                     str(bool(job["spec"].get("suspend"))).lower(),
+                     (meta.get("annotations") or {}).get("ballast.dev/suspended-by-window", "-")])  # fmt: skip
+    print(
+        "==> Jobs of classes with a batch window (suspended while it is closed, resumed when it opens)"
+    )
+    print(_table(rows))
+
+
+def _mutated(kube: Kube) -> None:
+    """What the admission webhook wrote into one example pod that only named its class."""
+    pods = kube.list(
+        "/api/v1/namespaces/search/pods", labelSelector="ballast.dev/class=rag-answers"
+    )["items"]
+    if not pods:
+        return
+    p = pods[0]
+    env = {e["name"]: e.get("value") for c in p["spec"]["containers"] for e in c.get("env") or ()
+           if e["name"].startswith("BALLAST_")}  # fmt: skip
+    print(f"==> admission webhook: {p['metadata']['namespace']}/{p['metadata']['name']} was created with only "
+          "the label ballast.dev/class=rag-answers and now has")  # fmt: skip
+    print(f"    schedulerName={p['spec'].get('schedulerName')} priorityClassName="
+          f"{p['spec'].get('priorityClassName')} priority={p['spec'].get('priority')}")  # fmt: skip
+    if env:
+        print("    env " + " ".join(f"{k}={v}" for k, v in sorted(env.items())))
 
 
 def _hostile(kube: Kube, scheduler: BallastProcess) -> None:
