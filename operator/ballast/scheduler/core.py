@@ -37,8 +37,7 @@ from ballast.logs import kv
 from ballast.placement import admission
 from ballast.placement.engine import Decision, Engine
 from ballast.placement.objects import ClassPolicy, Pod, WindowState
-from ballast.placement.plugins.data_locality import NAME as DATA_LOCALITY
-from ballast.placement.preemption import plan_preemption, warm_nodes
+from ballast.placement.preemption import plan_preemption
 from ballast.placement.queue import QueueKey, queue_key
 from ballast.placement.snapshot import PlacementError, Snapshot
 from ballast.scheduler import mapping, podspec
@@ -48,7 +47,8 @@ from ballast.scheduler.informer import Event
 from ballast.scheduler.metrics import SchedulerMetrics
 from ballast.scheduler.podcache import PodCache, PodRecord
 from ballast.scheduler.policies import Policies
-from ballast.scheduler.preempting import Ended, Preemptions
+from ballast.scheduler.preempting import Preemptions
+from ballast.scheduler.preemptor import Preempting
 from ballast.scheduler.schedqueue import SchedulingQueue, backoff
 from ballast.scheduler.sources import AnnotationSource, NodeDataSource
 from ballast.scheduler.status import status_writes
@@ -80,7 +80,7 @@ _KINDS = (
 )
 
 
-class Scheduler(WatchHandlers):
+class Scheduler(WatchHandlers, Preempting):
     """Cache + queue + decisions; run :meth:`step` repeatedly from one thread."""
 
     def __init__(
@@ -315,38 +315,6 @@ class Scheduler(WatchHandlers):
         self.metrics.attempts.labels("unschedulable").inc()
         self._park(rec, "Unschedulable", decision.summary())
 
-    def _preempt_for_locality(
-        self, rec: PodRecord, epod: Pod, cls: ClassPolicy, chosen: str, now_s: float
-    ) -> bool:
-        """A class with ``forLocality`` makes room on a node caching its data (see the API).
-
-        Only when the pod loads cached items, the engine would place it on a
-        cold node, and a preemption on a warm node is possible within policy.
-        """
-        if not (cls.preemption.for_locality and epod.item_keys) or rec.uid in self.preemptions:
-            return False
-        if not any(p.name == DATA_LOCALITY for p, _ in self.engine.weights(cls)):
-            return False
-        warm = [n for n in warm_nodes(self.snapshot, epod) if n not in self.preemptions.nodes()]
-        if not warm or chosen in warm:
-            return False
-        plan = plan_preemption(
-            self.engine, self.snapshot, epod, now=now_s, budgets=self.policies.budgets(),
-            quotas=self.policies.quota_set, nodes=warm, claimed=self.preemptions.claimed(),
-        )  # fmt: skip
-        if plan is None:
-            return False
-        self._start_preemption(rec, epod, cls, plan)
-        return True
-
-    def _could_preempt(self, pod: Pod, cls: ClassPolicy) -> bool:
-        """Whether planning a preemption can help: the class preempts, owns a reserved
-        pool, or its tenant may reclaim quota lent to its cohort."""
-        if cls.preemption.may_preempt != "never" or cls.pool.reserved:
-            return True
-        quota = self.policies.quota_set.get(pod.tenant_key)
-        return quota is not None and bool(quota.cohort)
-
     def _place(self, rec: PodRecord, epod: Pod, cls: ClassPolicy, d: Decision,
                borrowed: bool, now_s: float) -> None:  # fmt: skip
         assert d.node is not None
@@ -397,57 +365,6 @@ class Scheduler(WatchHandlers):
                     continue
             if rec.retry_at > now_m:
                 continue  # backing off: stays active, skipped until then
-
-    # ------------------------------------------------------------- preemption
-    def _start_preemption(self, rec: PodRecord, epod: Pod, cls: ClassPolicy, plan: Any) -> None:
-        now_m = self.clock.monotonic()
-        graces: dict[str, float] = {}
-        for v in plan.victims:
-            graces[v.uid] = self.policies.class_policy(v.class_name).preemption.grace_period_s
-        self.preemptions.start(epod.id, plan.node, graces, now_m)
-        for uid, grace in graces.items():
-            vrec = self.pods.get(uid)
-            if vrec is None:
-                continue
-            vcls = self.policies.class_policy(vrec.labels.get(wk.LABEL_CLASS, ""))
-            if not vcls.preemption.checkpoint:
-                continue  # signal None: evicted after the grace period, not told first
-            when = (self.clock.now() + dt.timedelta(seconds=grace)).strftime("%H:%M:%SZ")
-            self.actions.request_checkpoint(
-                vrec.obj, wk.ANNOTATION_CHECKPOINT_REQUEST,
-                f"preempted by {epod.key} ({cls.tier} class {cls.name or 'default'}) to make room "
-                f"on {plan.node}; checkpoint now, eviction at {when}",
-            )  # fmt: skip
-        self.metrics.attempts.labels("preempting").inc()
-        self._park(rec, "Preempting", plan.message())
-
-    def _advance_preemptions(self, now_m: float) -> None:
-        for plan, uid in self.preemptions.due(now_m):
-            vrec = self.pods.get(uid)
-            if vrec is None:
-                self.preemptions.victim_gone(uid)
-                continue
-            self.actions.evict(vrec.obj, plan.preemptor)
-        for ended in self.preemptions.settle(now_m):
-            self._end_plan(ended)
-
-    def _end_plan(self, ended: Ended | None) -> None:
-        """Release what a finished plan held, and let its preemptor compete again."""
-        if ended is None:
-            return
-        for uid in ended.release:
-            vrec = self.pods.get(uid)
-            if vrec is not None:
-                self.actions.withdraw_checkpoint(vrec.obj, wk.ANNOTATION_CHECKPOINT_REQUEST)
-        rec = self.pods.get(ended.plan.preemptor)
-        if ended.why in ("expired", "refused") and rec is not None:
-            self.actions.event(rec.obj, "Normal", "PreemptionRetried",
-                               f"preemption on {ended.plan.node} {ended.why}; planning again")  # fmt: skip
-        if ended.why != "cancelled" and rec is not None and rec.stage == "parked":
-            # Room made (or the plan lapsed): the preemptor competes again at once.
-            self.queue.add(rec)
-            rec.retry_at = 0.0
-        self._dirty = True
 
     # ---------------------------------------------------------------- results
     def _on_result(self, ev: Event) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ballast.logs import kv
 from ballast.placement.engine import Engine
@@ -62,18 +62,15 @@ class WatchHandlers:
         """Usable classes by name."""
         return {n: e.policy for n, e in self.policies.classes.items() if e.policy is not None}
 
-    # Defined by the scheduler; declared here for the type checker.
-    def _on_result(self, ev: Event) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # defined by the scheduler or its other parts
 
-    def _park(self, rec: PodRecord, reason: str, message: str) -> None:
-        raise NotImplementedError
+        def _on_result(self, ev: Event) -> None: ...
 
-    def _end_plan(self, ended: Ended | None) -> None:
-        raise NotImplementedError
+        def _park(self, rec: PodRecord, reason: str, message: str) -> None: ...
 
-    def _now(self) -> dt.datetime:
-        raise NotImplementedError
+        def _end_plan(self, ended: Ended | None) -> None: ...
+
+        def _now(self) -> dt.datetime: ...
 
     # ----------------------------------------------------------------- events
     def _dispatch(self, ev: Event) -> None:
