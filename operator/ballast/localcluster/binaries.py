@@ -18,8 +18,10 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -39,6 +41,7 @@ BINARIES: tuple[str, ...] = (
     "helm",
 )
 MANIFEST = "ballast-bins.json"
+PROGRESS_EVERY_S = 30.0  # a "still building" line this often during a build
 ENV_CACHE = "BALLAST_CACHE"
 ENV_BIN_DIR = "BALLAST_BIN_DIR"
 ENV_HACK_DIR = "BALLAST_HACK_DIR"
@@ -274,12 +277,32 @@ def build(cache: Path | None = None, force: bool = False) -> Path:
             text=True,
         )
         assert proc.stdout is not None
-        for line in proc.stdout:
-            out.write(line)
-            out.flush()
-            if line.startswith("==>"):
-                log.info(line[3:].strip(), extra=kv(elapsed_s=round(time.monotonic() - started)))
-        rc = proc.wait()
+        step: dict[str, Any] = {"what": "starting", "since": started}
+        done = threading.Event()
+
+        def heartbeat() -> None:
+            # A cold Kubernetes build is many silent minutes: say it is alive.
+            while not done.wait(PROGRESS_EVERY_S):
+                log.info(
+                    f"still {step['what']}",
+                    extra=kv(step_s=round(time.monotonic() - step["since"]),
+                             elapsed_s=round(time.monotonic() - started)),
+                )  # fmt: skip
+
+        beat = threading.Thread(target=heartbeat, name="build-progress", daemon=True)
+        beat.start()
+        try:
+            for line in proc.stdout:
+                out.write(line)
+                out.flush()
+                if line.startswith("==>"):
+                    step.update(what=line[3:].strip(), since=time.monotonic())
+                    log.info(
+                        line[3:].strip(), extra=kv(elapsed_s=round(time.monotonic() - started))
+                    )
+            rc = proc.wait()
+        finally:
+            done.set()
     seconds = time.monotonic() - started
     missing = missing_binaries(tmp)
     if rc != 0 or missing:
