@@ -17,6 +17,7 @@ from ballast import __version__, logs
 COMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("ballast.controller.cli", "run the kopf operator"),
     "scheduler": ("ballast.scheduler.cli", "run the GPU-aware scheduler (or its extender)"),
+    "agent": ("ballast.agent.cli", "run the node agent: NVML telemetry, GPU health, /metrics"),
     "cluster": ("ballast.localcluster.cli", "build, start, stop and populate the local cluster"),
     "demo": ("ballast.demo", "show Ballast working on the local cluster"),
     "simulate": ("ballast.sim.cli", "replay a trace through placement policies"),

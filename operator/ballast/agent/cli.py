@@ -1,0 +1,141 @@
+"""``ballast agent``: the node agent (a DaemonSet on GPU nodes).
+
+Every ``--interval`` it reads each GPU through NVML, applies the health table,
+serves dcgm-exporter-compatible ``/metrics`` and writes the per-node record
+(``--record-out`` file, ``--publish-node`` annotation). XID events arrive on
+their own thread and update health at once. It keeps running when NVML is
+missing or failing (``ballast_agent_nvml_available 0``, init retried with
+backoff). See docs/agent.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+
+import orjson
+from prometheus_client import start_http_server
+
+from ballast.agent.collector import Collector
+from ballast.agent.events import XidWatcher
+from ballast.agent.exporter import build_registry
+from ballast.agent.record import Publisher, to_record
+from ballast.api.wellknown import ANNOTATION_TELEMETRY
+from ballast.clock import Clock, SystemClock
+from ballast.logs import kv
+from ballast.telemetry.nvml import Nvml
+
+log = logging.getLogger(__name__)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the agent's flags."""
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between collections")
+    parser.add_argument("--metrics-port", type=int, default=9400, help="/metrics port (0: off)")
+    parser.add_argument("--metrics-addr", default="0.0.0.0", help="/metrics bind address")
+    parser.add_argument(
+        "--hostname",
+        default=os.environ.get("NODE_NAME") or socket.gethostname(),
+        help="the Hostname label (default $NODE_NAME, else the host name)",
+    )
+    parser.add_argument("--record-out", help="write the per-node record (JSON) here each interval")
+    parser.add_argument("--publish-node", metavar="NAME", help="patch this Node's annotation")
+    parser.add_argument("--kubeconfig", help="kubeconfig for --publish-node (default in-cluster)")
+    parser.add_argument(
+        "--heartbeat", type=float, default=60.0, help="seconds between unchanged Node writes"
+    )
+    parser.add_argument(
+        "--slowdown-seconds",
+        type=float,
+        default=60.0,
+        help="how long a hardware slowdown must last to mark a GPU unhealthy",
+    )
+    parser.add_argument(
+        "--nvml-library",
+        default=os.environ.get("BALLAST_NVML_LIBRARY") or None,
+        help="load NVML from this file instead of libnvidia-ml.so.1 ($BALLAST_NVML_LIBRARY)",
+    )
+    parser.add_argument("--no-events", action="store_true", help="do not wait for XID events")
+    parser.add_argument(
+        "--once", action="store_true", help="collect once, print the record and exit"
+    )
+
+
+def _node_patcher(name: str, kubeconfig: str | None) -> Callable[[str], None]:
+    from ballast.kube.raw import Kube  # only when publishing: keeps the client off the hot path
+
+    kube = Kube.connect(kubeconfig)
+
+    def patch(record_json: str) -> None:
+        kube.patch(
+            f"/api/v1/nodes/{name}",
+            {"metadata": {"annotations": {ANNOTATION_TELEMETRY: record_json}}},
+            field_manager="ballast-agent",
+        )
+
+    return patch
+
+
+async def loop(
+    collector: Collector,
+    publisher: Publisher,
+    clock: Clock,
+    interval: float,
+    stop: asyncio.Event,
+    observe: Callable[[float], None] = lambda _: None,
+) -> None:
+    """Collect and publish every ``interval`` seconds of ``clock`` until ``stop`` is set."""
+    while not stop.is_set():
+        started = clock.monotonic()
+        snap = collector.collect()
+        observe(snap.collect_seconds)
+        publisher.publish(snap)
+        await clock.sleep(max(0.0, interval - (clock.monotonic() - started)))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the agent until SIGTERM/SIGINT."""
+    clock = SystemClock()
+    collector = Collector(Nvml(args.nvml_library), clock, slowdown_sustain_s=args.slowdown_seconds)
+    patch = _node_patcher(args.publish_node, args.kubeconfig) if args.publish_node else None
+    publisher = Publisher(
+        clock, record_out=args.record_out, patch_node=patch, heartbeat_s=args.heartbeat
+    )
+    if args.once:
+        snap = collector.collect()
+        publisher.publish(snap)
+        print(orjson.dumps(to_record(snap).as_dict()).decode())
+        return 0 if snap.nvml_available else 1
+    collector.listeners.append(publisher.publish)
+    registry, collect_seconds = build_registry(collector, args.hostname, publisher)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
+    log.info(
+        "agent started",
+        extra=kv(interval=args.interval, metrics_port=args.metrics_port, hostname=args.hostname),
+    )
+    watcher = None if args.no_events else XidWatcher(collector)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        collector.collect()  # first reading before the watcher needs handles
+        if watcher is not None:
+            watcher.start()
+        await loop(collector, publisher, clock, args.interval, stop, collect_seconds.observe)
+
+    try:
+        asyncio.run(main())
+    finally:
+        if watcher is not None:
+            watcher.stop()
+            watcher.join(timeout=2)
+        collector.nvml.shutdown()
+    log.info("agent stopped")
+    return 0

@@ -1,0 +1,158 @@
+"""Prometheus ``/metrics`` in dcgm-exporter's names, units and labels, plus ``ballast_agent_*``.
+
+A custom collector renders the collector's latest snapshot at scrape time, so
+the series of a GPU that vanished disappear with it (no stale labelled gauges).
+dcgm-exporter types ``DCGM_FI_DEV_ECC_DBE_VOL_TOTAL`` as a counter without a
+``_total`` suffix, which prometheus_client cannot emit; it is a gauge here,
+with the same name and value, so queries and dashboards are unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector as _PromCollector
+
+from ballast.agent.collector import Collector, GPUSample
+from ballast.agent.record import MIB, Publisher
+
+GPU_LABELS = ["gpu", "UUID", "device", "modelName", "Hostname"]
+
+# name, help, value from a sample (None: not exported for that GPU)
+_DCGM: list[tuple[str, str, Callable[[GPUSample], float | None]]] = [
+    ("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", lambda g: g.utilization_pct),
+    (
+        "DCGM_FI_DEV_FB_USED",
+        "Framebuffer memory used (in MiB).",
+        lambda g: g.memory.used // MIB if g.memory else None,
+    ),
+    (
+        "DCGM_FI_DEV_FB_FREE",
+        "Framebuffer memory free (in MiB).",
+        lambda g: g.memory.free // MIB if g.memory else None,
+    ),
+    (
+        "DCGM_FI_DEV_FB_TOTAL",
+        "Framebuffer memory total (in MiB).",
+        lambda g: g.memory.total // MIB if g.memory else None,
+    ),
+    ("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", lambda g: g.power_w),
+    ("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", lambda g: g.temperature_c),
+    (
+        "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS",
+        "Current clock throttle reasons (bitmask of nvmlClocksEventReason*).",
+        lambda g: g.clock_reasons,
+    ),
+    (
+        "DCGM_FI_DEV_XID_ERRORS",
+        "Value of the last XID error encountered.",
+        lambda g: None if g.lost else g.last_xid,
+    ),
+    (
+        "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+        "Total number of double-bit volatile ECC errors.",
+        lambda g: g.ecc_uncorrected,
+    ),
+    (
+        "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS",
+        "Number of remapped rows for correctable errors.",
+        lambda g: g.remap.correctable if g.remap else None,
+    ),
+    (
+        "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+        "Number of remapped rows for uncorrectable errors.",
+        lambda g: g.remap.uncorrectable if g.remap else None,
+    ),
+    (
+        "DCGM_FI_DEV_ROW_REMAP_FAILURE",
+        "Whether remapping of rows has failed.",
+        lambda g: float(g.remap.failure) if g.remap else None,
+    ),
+]
+
+
+class AgentMetrics(_PromCollector):
+    """Renders a :class:`Collector`'s snapshot and problem counts at scrape time."""
+
+    def __init__(self, collector: Collector, hostname: str, publisher: Publisher | None) -> None:
+        self.collector = collector
+        self.hostname = hostname
+        self.publisher = publisher
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every metric family for the current snapshot."""
+        snap = self.collector.snapshot()
+        families = {
+            name: GaugeMetricFamily(name, help_, labels=GPU_LABELS) for name, help_, _ in _DCGM
+        }
+        healthy = GaugeMetricFamily(
+            "ballast_agent_gpu_healthy",
+            "1 if the GPU passes every row of the health table (docs/agent.md), else 0.",
+            labels=GPU_LABELS,
+        )
+        reasons = GaugeMetricFamily(
+            "ballast_agent_gpu_unhealthy_reason",
+            "1 for each health-table row that currently marks the GPU unhealthy.",
+            labels=[*GPU_LABELS, "reason"],
+        )
+        for g in snap.gpus:
+            labels = [str(g.index), g.uuid, f"nvidia{g.index}", g.name, self.hostname]
+            for name, _, value in _DCGM:
+                v = None if g.lost else value(g)
+                if v is not None:
+                    families[name].add_metric(labels, float(v))
+            healthy.add_metric(labels, 1.0 if g.health.healthy else 0.0)
+            for r in g.health.reasons:
+                reasons.add_metric([*labels, r], 1.0)
+        yield from families.values()
+        yield healthy
+        yield reasons
+        yield GaugeMetricFamily(
+            "ballast_agent_nvml_available",
+            "1 while NVML is initialised and answering.",
+            value=1.0 if snap.nvml_available else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "ballast_agent_gpus", "GPUs NVML reported at the last collection.", value=len(snap.gpus)
+        )
+        problems = CounterMetricFamily(
+            "ballast_agent_problems",
+            "NVML calls that failed, by GPU index (empty: node-wide), call and NVML return code.",
+            labels=["gpu", "call", "code"],
+        )
+        for (gpu, call, code), n in sorted(self.collector.problems().items()):
+            problems.add_metric([gpu, call, str(code)], float(n))
+        yield problems
+        if self.publisher is not None:
+            writes = CounterMetricFamily(
+                "ballast_agent_record_writes",
+                "Writes of the per-node record, by target (file, node).",
+                labels=["target"],
+            )
+            failures = CounterMetricFamily(
+                "ballast_agent_record_write_failures",
+                "Failed writes of the per-node record, by target.",
+                labels=["target"],
+            )
+            for target in ("file", "node"):
+                writes.add_metric([target], float(self.publisher.writes[target]))
+                failures.add_metric([target], float(self.publisher.failures[target]))
+            yield writes
+            yield failures
+
+
+def build_registry(
+    collector: Collector, hostname: str, publisher: Publisher | None = None
+) -> tuple[CollectorRegistry, Histogram]:
+    """A registry with the agent's metrics, and the collection-time histogram to observe."""
+    registry = CollectorRegistry()
+    registry.register(AgentMetrics(collector, hostname, publisher))
+    collect_seconds = Histogram(
+        "ballast_agent_collect_seconds",
+        "Time to read every GPU once through NVML.",
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        registry=registry,
+    )
+    return registry, collect_seconds

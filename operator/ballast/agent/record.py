@@ -1,0 +1,148 @@
+"""The compact per-node record the scheduler reads, and when to write it.
+
+The record is the ``ballast.dev/gpu-telemetry`` annotation format
+(``ballast.api.wellknown.NodeTelemetry``). The file (``--record-out``) is
+rewritten every collection, atomically; the Node annotation
+(``--publish-node``) only on a meaningful change or a heartbeat, so that API
+writes per node stay bounded and Node watchers are not woken every interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from ballast.agent.collector import Snapshot
+from ballast.api.wellknown import GPUTelemetry, NodeTelemetry
+from ballast.clock import Clock
+from ballast.logs import kv
+
+log = logging.getLogger(__name__)
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeThresholds:
+    """How far a reading must move to count as a meaningful change."""
+
+    utilization_pct: float = 10.0
+    memory_fraction: float = 0.05  # of the GPU's total memory
+    temperature_c: float = 10.0
+
+
+def to_record(snap: Snapshot) -> NodeTelemetry:
+    """The scheduler's view of ``snap`` (a GPU without a reading reports 0 for it)."""
+    gpus = []
+    for g in snap.gpus:
+        mem = g.memory
+        gpus.append(
+            GPUTelemetry(
+                index=g.index,
+                memory_used_mib=mem.used // MIB if mem else 0,
+                memory_total_mib=mem.total // MIB if mem else 0,
+                utilization_pct=float(g.utilization_pct or 0),
+                temperature_c=float(g.temperature_c or 0),
+                power_w=round(g.power_w or 0.0, 1),
+                throttled=bool(g.clock_reasons and g.clock_reasons & ~0x1),  # bit 0 is "idle"
+                healthy=g.health.healthy,
+                xid_errors=g.xid_count,
+            )
+        )
+    return NodeTelemetry(snap.observed_at, tuple(gpus))
+
+
+def meaningful_change(
+    old: NodeTelemetry | None, new: NodeTelemetry, t: ChangeThresholds = ChangeThresholds()
+) -> bool:
+    """Whether ``new`` differs from ``old`` enough to be worth an API write."""
+    if old is None or len(old.gpus) != len(new.gpus):
+        return True
+    for a, b in zip(old.gpus, new.gpus, strict=True):
+        if (a.index, a.healthy, a.throttled, a.xid_errors, a.memory_total_mib) != (
+            b.index,
+            b.healthy,
+            b.throttled,
+            b.xid_errors,
+            b.memory_total_mib,
+        ):
+            return True
+        if abs(a.utilization_pct - b.utilization_pct) >= t.utilization_pct:
+            return True
+        if abs(a.temperature_c - b.temperature_c) >= t.temperature_c:
+            return True
+        if abs(a.memory_used_mib - b.memory_used_mib) >= t.memory_fraction * max(
+            b.memory_total_mib, 1
+        ):
+            return True
+    return False
+
+
+def write_file(path: str, record: NodeTelemetry) -> None:
+    """Write ``record`` as JSON to ``path`` atomically (rename over)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".record-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(orjson.dumps(record.as_dict()))
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class Publisher:
+    """Writes the record to a file and/or a Node annotation; counts the writes."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        record_out: str | None = None,
+        patch_node: Callable[[str], None] | None = None,
+        heartbeat_s: float = 60.0,
+        thresholds: ChangeThresholds = ChangeThresholds(),
+    ) -> None:
+        self.clock = clock
+        self.record_out = record_out
+        self.patch_node = patch_node
+        self.heartbeat_s = heartbeat_s
+        self.thresholds = thresholds
+        self.writes: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._published: NodeTelemetry | None = None
+        self._published_at: float | None = None
+
+    def publish(self, snap: Snapshot) -> None:
+        """Write what is due for ``snap``; never raises (failures are counted and logged)."""
+        record = to_record(snap)
+        with self._lock:
+            if self.record_out:
+                try:
+                    write_file(self.record_out, record)
+                    self.writes["file"] += 1
+                except OSError as exc:
+                    self.failures["file"] += 1
+                    log.warning("record write failed", extra=kv(path=self.record_out, error=exc))
+            if self.patch_node is None:
+                return
+            now = self.clock.monotonic()
+            due = self._published_at is None or now - self._published_at >= self.heartbeat_s
+            if not due and not meaningful_change(self._published, record, self.thresholds):
+                return
+            try:
+                self.patch_node(orjson.dumps(record.as_dict()).decode())
+            except Exception as exc:  # API or transport failure: retried at the next interval
+                self.failures["node"] += 1
+                log.warning("node annotation patch failed", extra=kv(error=exc))
+                return
+            self.writes["node"] += 1
+            self._published, self._published_at = record, now

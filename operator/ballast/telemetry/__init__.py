@@ -1,0 +1,1 @@
+"""Telemetry sources: NVML on the node (``nvml``), Prometheus for the scheduler."""
