@@ -304,6 +304,8 @@ class Scheduler(WatchHandlers, Preempting):
             self.metrics.attempts.labels("unschedulable").inc()
             self._park(rec, "Unschedulable", decision.summary())
             return
+        if self._preempt_for_locality(rec, epod, cls, None, now_s):
+            return
         plan = plan_preemption(
             self.engine, self.snapshot, epod, now=now_s, budgets=self.policies.budgets(),
             quotas=self.policies.quota_set, exclude=self.preemptions.nodes(),

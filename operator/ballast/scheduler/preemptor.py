@@ -47,12 +47,14 @@ class Preempting:
         def _park(self, rec: PodRecord, reason: str, message: str) -> None: ...
 
     def _preempt_for_locality(
-        self, rec: PodRecord, epod: Pod, cls: ClassPolicy, chosen: str, now_s: float
+        self, rec: PodRecord, epod: Pod, cls: ClassPolicy, chosen: str | None, now_s: float
     ) -> bool:
         """A class with ``forLocality`` makes room on a node caching its data (see the API).
 
         Only when the pod loads cached items, the engine would place it on a
-        cold node, and a preemption on a warm node is possible within policy.
+        cold node (``chosen``) or nowhere (None: when it must preempt anyway,
+        a warm node is tried before the cheapest cold one), and a preemption
+        on a warm node is possible within policy.
         """
         if not (cls.preemption.for_locality and epod.item_keys) or rec.uid in self.preemptions:
             return False

@@ -75,3 +75,26 @@ def test_signal_none_evicts_without_a_checkpoint_request() -> None:
     s.clock.advance(3)
     run(s)
     assert actions.evictions == ["off-0"]
+
+
+def test_when_it_must_preempt_anyway_the_warm_node_goes_first() -> None:
+    # Both nodes full; the cold one sorts first by name and its victim is as
+    # cheap, but a forLocality class takes the warm node.
+    objs = [
+        ("workloadclasses", wlc("off", tier="Offline", preemption={"gracePeriodSeconds": 5})),
+        (
+            "workloadclasses",
+            wlc(
+                "chat", tier="Interactive", preemption={"policy": "LowerTier", "forLocality": True}
+            ),
+        ),
+        ("nodes", warm("warm", 1, "llama-70b")),
+        ("nodes", node("a-cold", 1)),
+        ("pods", pod("off-warm", gpus=1, cls="off", node_name="warm")),
+        ("pods", pod("off-cold", gpus=1, cls="off", node_name="a-cold")),
+        ("pods", serving_pod("chat-0")),
+    ]
+    s, actions, _ = make(*objs)
+    run(s)
+    assert actions.checkpoints == ["off-warm"]
+    assert s.preemptions.node_of("uid-chat-0") == "warm"
