@@ -56,9 +56,18 @@ class Preempting:
         a warm node is tried before the cheapest cold one), and a preemption
         on a warm node is possible within policy.
         """
-        if not (cls.preemption.for_locality and epod.item_keys) or rec.uid in self.preemptions:
+        if not (cls.preemption.for_locality and epod.item_keys):
             return False
         if not any(p.name == DATA_LOCALITY for p, _ in self.engine.weights(cls)):
+            return False
+        planned = self.preemptions.node_of(rec.uid)
+        if planned is not None:
+            # Room is being made on a warm node: a cold node that frees up
+            # meanwhile does not win it back (that is what forLocality asks).
+            if chosen is not None and planned in warm_nodes(self.snapshot, epod):
+                self._park(rec, "Preempting", f"waiting for preempted pods to leave {planned}, "
+                           "which caches the pod's data")  # fmt: skip
+                return True
             return False
         warm = [n for n in warm_nodes(self.snapshot, epod) if n not in self.preemptions.nodes()]
         if not warm or chosen in warm:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from kutil import wait_for
-from sutil import gpu_node, gpu_pod, node_of, pod, scheduler_view, wait_ready, wlc
+from sutil import gpu_node, gpu_pod, node_of, pod, pod_events, scheduler_view, wait_ready, wlc
 
 from ballast.kube.raw import Kube
 from ballast.localcluster.ballast_procs import BallastProcess
@@ -36,6 +36,7 @@ def test_serving_pod_preempts_on_the_warm_node_instead_of_cold_starting(
     gpu_pod(kube, namespace, "chat-0", test=tid, cls=chat, models=("llama-70b",))
     wait_for(lambda: node_of(kube, namespace, "chat-0"), timeout=60,
              what="serving pod placed", explain=lambda: scheduler_view(scheduler))  # fmt: skip
-    assert node_of(kube, namespace, "chat-0") == warm
+    events = [(e["reason"], e.get("note")) for e in pod_events(kube, namespace, "chat-0")]
+    assert node_of(kube, namespace, "chat-0") == warm, events
     gone = pod(kube, namespace, victim)
     assert gone is None or gone["metadata"].get("deletionTimestamp"), "the Offline pod was evicted"

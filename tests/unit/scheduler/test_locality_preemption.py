@@ -9,6 +9,7 @@ import pytest
 from sched_builders import make, node, pod, run, wlc
 
 from ballast.api import wellknown as wk
+from ballast.scheduler.informer import Event
 
 
 def warm(name: str, gpus: int, *models: str) -> dict[str, Any]:
@@ -98,3 +99,29 @@ def test_when_it_must_preempt_anyway_the_warm_node_goes_first() -> None:
     run(s)
     assert actions.checkpoints == ["off-warm"]
     assert s.preemptions.node_of("uid-chat-0") == "warm"
+
+
+def test_a_cold_node_freeing_up_does_not_take_the_pod_from_its_warm_plan() -> None:
+    objs = [
+        ("workloadclasses", wlc("off", tier="Offline", preemption={"gracePeriodSeconds": 5})),
+        (
+            "workloadclasses",
+            wlc(
+                "chat", tier="Interactive", preemption={"policy": "LowerTier", "forLocality": True}
+            ),
+        ),
+        ("nodes", warm("warm", 1, "llama-70b")),
+        ("nodes", node("cold", 1)),
+        ("pods", pod("off-warm", gpus=1, cls="off", node_name="warm")),
+        ("pods", pod("off-cold", gpus=1, cls="off", node_name="cold")),
+        ("pods", serving_pod("chat-0")),
+    ]
+    s, actions, q = make(*objs)
+    run(s)
+    assert s.preemptions.node_of("uid-chat-0") == "warm"
+    q.put(Event("pods", "DELETED", pod("off-cold", gpus=1, cls="off", node_name="cold")))
+    run(s)
+    assert actions.binds == [] and actions.conditions["chat-0"][0] == "Preempting"
+    q.put(Event("pods", "DELETED", pod("off-warm", gpus=1, cls="off", node_name="warm")))
+    run(s)
+    assert [(b[0], b[1]) for b in actions.binds] == [("chat-0", "warm")]
