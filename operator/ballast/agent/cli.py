@@ -2,7 +2,8 @@
 
 Every ``--interval`` it reads each GPU through NVML, applies the health table,
 serves dcgm-exporter-compatible ``/metrics`` and writes the per-node record
-(``--record-out`` file, ``--publish-node`` annotation). XID events arrive on
+(``--record-out`` file, ``--publish-record`` GPUNodeTelemetry status,
+``--publish-node`` annotation). XID events arrive on
 their own thread and update health at once. It keeps running when NVML is
 missing or failing (``ballast_agent_nvml_available 0``, init retried with
 backoff). See docs/agent.md.
@@ -24,7 +25,7 @@ from prometheus_client import start_http_server
 from ballast.agent.collector import Collector
 from ballast.agent.events import XidWatcher
 from ballast.agent.exporter import build_registry
-from ballast.agent.record import Publisher, to_record
+from ballast.agent.record import Publisher, RecordWriter, to_record
 from ballast.api.wellknown import ANNOTATION_TELEMETRY
 from ballast.clock import Clock, SystemClock
 from ballast.logs import kv
@@ -45,7 +46,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--record-out", help="write the per-node record (JSON) here each interval")
     parser.add_argument("--publish-node", metavar="NAME", help="patch this Node's annotation")
-    parser.add_argument("--kubeconfig", help="kubeconfig for --publish-node (default in-cluster)")
+    parser.add_argument(
+        "--publish-record",
+        action="store_true",
+        help="write the node's GPUNodeTelemetry (ballast.dev) status; never the Node",
+    )
+    parser.add_argument(
+        "--node-name",
+        default=os.environ.get("NODE_NAME") or None,
+        help="the node (and GPUNodeTelemetry) name for --publish-record (default $NODE_NAME)",
+    )
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig for --publish-node/--publish-record (default in-cluster)"
+    )
     parser.add_argument(
         "--heartbeat", type=float, default=60.0, help="seconds between unchanged Node writes"
     )
@@ -103,9 +116,18 @@ def run(args: argparse.Namespace) -> int:
     clock = SystemClock()
     collector = Collector(Nvml(args.nvml_library), clock, slowdown_sustain_s=args.slowdown_seconds)
     patch = _node_patcher(args.publish_node, args.kubeconfig) if args.publish_node else None
+    write_record = None
+    if args.publish_record:
+        if not args.node_name:
+            log.error("--publish-record needs --node-name (or $NODE_NAME)")
+            return 2
+        from ballast.kube.raw import Kube
+
+        write_record = RecordWriter(Kube.connect(args.kubeconfig), args.node_name, args.interval)
     publisher = Publisher(
-        clock, record_out=args.record_out, patch_node=patch, heartbeat_s=args.heartbeat
-    )
+        clock, record_out=args.record_out, patch_node=patch, heartbeat_s=args.heartbeat,
+        write_record=write_record,
+    )  # fmt: skip
     if args.once:
         snap = collector.collect()
         publisher.publish(snap)

@@ -128,7 +128,7 @@ class AgentMetrics(_PromCollector):
         if self.publisher is not None:
             writes = CounterMetricFamily(
                 "ballast_agent_record_writes",
-                "Writes of the per-node record, by target (file, node).",
+                "Writes of the per-node record, by target (file, node, record).",
                 labels=["target"],
             )
             failures = CounterMetricFamily(
@@ -136,7 +136,7 @@ class AgentMetrics(_PromCollector):
                 "Failed writes of the per-node record, by target.",
                 labels=["target"],
             )
-            for target in ("file", "node"):
+            for target in ("file", "node", "record"):
                 writes.add_metric([target], float(self.publisher.writes[target]))
                 failures.add_metric([target], float(self.publisher.failures[target]))
             yield writes

@@ -2,13 +2,15 @@
 
 The record is the ``ballast.dev/gpu-telemetry`` annotation format
 (``ballast.api.wellknown.NodeTelemetry``). The file (``--record-out``) is
-rewritten every collection, atomically; the Node annotation
-(``--publish-node``) only on a meaningful change or a heartbeat, so that API
-writes per node stay bounded and Node watchers are not woken every interval.
+rewritten every collection, atomically; the node's GPUNodeTelemetry status
+(``--publish-record``) and the Node annotation (``--publish-node``) only on a
+meaningful change or a heartbeat, so that API writes per node stay bounded
+and Node watchers are not woken every interval.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import tempfile
@@ -16,11 +18,18 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from ballast.agent.collector import Snapshot
-from ballast.api.wellknown import GPUTelemetry, NodeTelemetry
+from ballast.api.wellknown import (
+    API_VERSION,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    GPUTelemetry,
+    NodeTelemetry,
+)
 from ballast.clock import Clock
 from ballast.logs import kv
 
@@ -99,7 +108,7 @@ def write_file(path: str, record: NodeTelemetry) -> None:
 
 
 class Publisher:
-    """Writes the record to a file and/or a Node annotation; counts the writes."""
+    """Writes the record to a file, a GPUNodeTelemetry and/or a Node annotation; counts writes."""
 
     def __init__(
         self,
@@ -109,6 +118,7 @@ class Publisher:
         patch_node: Callable[[str], None] | None = None,
         heartbeat_s: float = 60.0,
         thresholds: ChangeThresholds = ChangeThresholds(),
+        write_record: Callable[[Snapshot], None] | None = None,
     ) -> None:
         self.clock = clock
         self.record_out = record_out
@@ -120,6 +130,8 @@ class Publisher:
         self._lock = threading.Lock()
         self._published: NodeTelemetry | None = None
         self._published_at: float | None = None
+        self.write_record = write_record
+        self._record_published: tuple[NodeTelemetry | None, float | None] = (None, None)
 
     def publish(self, snap: Snapshot) -> None:
         """Write what is due for ``snap``; never raises (failures are counted and logged)."""
@@ -132,6 +144,8 @@ class Publisher:
                 except OSError as exc:
                     self.failures["file"] += 1
                     log.warning("record write failed", extra=kv(path=self.record_out, error=exc))
+            if self.write_record is not None:
+                self._publish_record(snap, record)
             if self.patch_node is None:
                 return
             now = self.clock.monotonic()
@@ -146,3 +160,96 @@ class Publisher:
                 return
             self.writes["node"] += 1
             self._published, self._published_at = record, now
+
+    def _publish_record(self, snap: Snapshot, record: NodeTelemetry) -> None:
+        """The GPUNodeTelemetry status: the same write-or-skip rule as the annotation."""
+        assert self.write_record is not None
+        now = self.clock.monotonic()
+        last, at = self._record_published
+        due = at is None or now - at >= self.heartbeat_s
+        if not due and not meaningful_change(last, record, self.thresholds):
+            return
+        try:
+            self.write_record(snap)
+        except Exception as exc:  # API or transport failure: retried at the next interval
+            self.failures["record"] += 1
+            log.warning("GPUNodeTelemetry write failed", extra=kv(error=exc))
+            return
+        self.writes["record"] += 1
+        self._record_published = (record, now)
+
+
+def record_status(snap: Snapshot, node_name: str, interval_s: float) -> dict[str, Any]:
+    """The GPUNodeTelemetry ``status`` for ``snap`` (wire form, camelCase)."""
+    when = snap.observed_at or dt.datetime.now(dt.UTC)
+    gpus = []
+    for g, r in zip(snap.gpus, to_record(snap).gpus, strict=True):
+        gpu: dict[str, Any] = {
+            "index": g.index,
+            "uuid": g.uuid[:128],
+            "product": g.name[:128],
+            "memoryTotalMiB": r.memory_total_mib,
+            "memoryUsedMiB": r.memory_used_mib,
+            "utilizationPct": min(100.0, max(0.0, r.utilization_pct)),
+            "throttled": r.throttled,
+            "healthy": r.healthy,
+            "xidErrors": r.xid_errors,
+        }
+        if g.health.reasons:
+            gpu["unhealthyReasons"] = [x[:64] for x in g.health.reasons[:16]]
+        gpus.append(gpu)
+    return {
+        "nodeName": node_name,
+        "updateTime": when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "reportIntervalSeconds": interval_s,
+        "gpus": gpus[:64],
+    }
+
+
+class RecordWriter:
+    """Creates the node's GPUNodeTelemetry when missing and merge-patches its status.
+
+    ``kube`` is a :class:`ballast.kube.raw.Kube` (anything with its ``get``,
+    ``create`` and ``patch``). Only this object is written, never the Node.
+    """
+
+    def __init__(self, kube: Any, node_name: str, interval_s: float) -> None:
+        from ballast.kube.raw import GPUNODETELEMETRIES
+
+        self.kube = kube
+        self.node_name = node_name
+        self.interval_s = interval_s
+        self.path = GPUNODETELEMETRIES.path(node_name)
+        self._collection = GPUNODETELEMETRIES.path()
+        self._exists = False
+
+    def __call__(self, snap: Snapshot) -> None:
+        """Write ``snap`` as the record's status (raises on API failure: the caller counts it)."""
+        if not self._exists:
+            self._ensure()
+        status = record_status(snap, self.node_name, self.interval_s)
+        try:
+            self.kube.patch(
+                self.path + "/status", {"status": status}, field_manager="ballast-agent"
+            )
+        except Exception as exc:
+            if getattr(exc, "not_found", False):
+                self._exists = False  # deleted under us: created again next time
+            raise
+
+    def _ensure(self) -> None:
+        if self.kube.get(self.path) is None:
+            body = {
+                "apiVersion": API_VERSION,
+                "kind": "GPUNodeTelemetry",
+                "metadata": {
+                    "name": self.node_name,
+                    "labels": {LABEL_MANAGED_BY: MANAGED_BY},
+                },
+            }
+            try:
+                self.kube.create(self._collection, body)
+            except Exception as exc:
+                if not getattr(exc, "conflict", False):  # created meanwhile: fine
+                    raise
+        self._exists = True

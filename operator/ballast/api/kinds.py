@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ballast.api.crd import AGE_COLUMN, READY_COLUMN, REASON_COLUMN, KindInfo, PrinterColumn
-from ballast.api.v1alpha1 import BatchWindow, GPUQuota, WorkloadClass
+from ballast.api.v1alpha1 import BatchWindow, GPUNodeTelemetry, GPUQuota, WorkloadClass
 
 WORKLOADCLASS = KindInfo(
     model=WorkloadClass,
@@ -60,4 +60,26 @@ BATCHWINDOW = KindInfo(
     ),
 )
 
-ALL_KINDS: tuple[KindInfo, ...] = (WORKLOADCLASS, GPUQUOTA, BATCHWINDOW)
+GPUNODETELEMETRY = KindInfo(
+    model=GPUNodeTelemetry,
+    kind="GPUNodeTelemetry",
+    plural="gpunodetelemetries",
+    short_names=("gnt",),
+    columns=(
+        PrinterColumn("GPUs", ".status.gpus[*].index", description="GPU indices reported"),
+        PrinterColumn(
+            "Healthy", ".status.gpus[*].healthy", description="Health of each GPU, by index"
+        ),
+        PrinterColumn("Updated", ".status.updateTime", type="date", description="updateTime"),
+        PrinterColumn(
+            "Interval",
+            ".status.reportIntervalSeconds",
+            type="number",
+            priority=1,
+            description="Seconds between the agent's collections",
+        ),
+        AGE_COLUMN,
+    ),
+)
+
+ALL_KINDS: tuple[KindInfo, ...] = (WORKLOADCLASS, GPUQUOTA, BATCHWINDOW, GPUNODETELEMETRY)

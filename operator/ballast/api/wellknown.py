@@ -121,6 +121,9 @@ class NodeTelemetry:
 
     observed_at: dt.datetime | None = None
     gpus: tuple[GPUTelemetry, ...] = ()
+    # How old this reading may get before it scores neutral (None: the engine's
+    # default); a GPUNodeTelemetry record sets it from its report interval.
+    max_age_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The annotation's JSON shape."""
@@ -193,7 +196,8 @@ def parse_cache_inventory(raw: str | None) -> Parsed[CacheInventory]:
     return Parsed(CacheInventory(capacity, tuple(items)), problems)
 
 
-def _parse_time(value: Any) -> dt.datetime | None:
+def parse_time(value: Any) -> dt.datetime | None:
+    """An RFC 3339 text as an aware datetime (naive: UTC); None when it is not one."""
     if not isinstance(value, str):
         return None
     try:
@@ -214,7 +218,7 @@ def parse_telemetry(raw: str | None) -> Parsed[NodeTelemetry]:
     if not isinstance(doc, dict):
         return Parsed(NodeTelemetry(), [f"{ANNOTATION_TELEMETRY}: expected an object"])
     problems: list[str] = []
-    observed = _parse_time(doc.get("observedAt"))
+    observed = parse_time(doc.get("observedAt"))
     if observed is None:
         problems.append(f"{ANNOTATION_TELEMETRY}.observedAt: missing or not RFC 3339")
     gpus: list[GPUTelemetry] = []

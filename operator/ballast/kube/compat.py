@@ -54,6 +54,17 @@ def server_minor(version: Mapping[str, Any]) -> tuple[int, int] | None:
         return None
 
 
+def serves(get: Callable[[str], dict[str, Any] | None], group_version: str, plural: str) -> bool:
+    """Whether the server serves resource ``plural`` in ``group_version`` (its discovery list)."""
+    try:
+        doc = get(_path(group_version))
+    except Exception as exc:  # discovery failing is "not served", not a crash at start
+        log.warning("discovery failed", extra=kv(group_version=group_version, error=exc))
+        return False
+    resources = (doc or {}).get("resources") or []
+    return any(isinstance(r, dict) and r.get("name") == plural for r in resources)
+
+
 def check(get: Callable[[str], dict[str, Any] | None], needs: Mapping[str, str]) -> list[str]:
     """Problems with the server reached through ``get`` (a GET returning None on 404)."""
     problems = [

@@ -93,6 +93,7 @@ CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", False
 WORKLOADCLASSES = Resource("ballast.dev", "v1alpha1", "workloadclasses", False)
 GPUQUOTAS = Resource("ballast.dev", "v1alpha1", "gpuquotas", False)
 BATCHWINDOWS = Resource("ballast.dev", "v1alpha1", "batchwindows", False)
+GPUNODETELEMETRIES = Resource("ballast.dev", "v1alpha1", "gpunodetelemetries", False)
 
 
 class Kube:

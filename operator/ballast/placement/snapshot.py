@@ -39,7 +39,7 @@ class PlacementError(ValueError):
 _COLUMNS: tuple[tuple[str, object], ...] = tuple(
     [(a, 0) for a in ("gpu_count", "gpu_memory", "cpu_cap", "cpu_free", "mem_cap", "mem_free")]
     + [(a, 0) for a in ("free", "whole_free", "max_free", "free_sum", "taint_id")]
-    + [("product", -1), ("tele_at", math.nan), ("gpu_sick", False)]
+    + [("product", -1), ("tele_at", math.nan), ("tele_max_age", math.nan), ("gpu_sick", False)]
     + [(a, 0.0) for a in ("tele_mem_free", "tele_util", "tele_throttled")]
 )
 
@@ -68,6 +68,7 @@ class Snapshot:
         self.free_sum = np.zeros(cap, dtype=np.int64)
         self.taint_id = np.zeros(cap, dtype=np.int32)
         self.tele_at = np.full(cap, np.nan)
+        self.tele_max_age = np.full(cap, np.nan)  # per node; NaN: the caller's max age
         self.tele_mem_free = np.zeros(cap)
         self.tele_util = np.zeros(cap)
         self.tele_throttled = np.zeros(cap)
@@ -205,6 +206,7 @@ class Snapshot:
         self.gpu_sick[r] = False
         self.sick_rows.discard(r)
         self.tele_at[r] = math.nan
+        self.tele_max_age[r] = math.nan
         self.labels.clear_row(r)
         self.caches.clear(r)
         self._spare.append(r)
@@ -237,9 +239,11 @@ class Snapshot:
         self.sick_rows.discard(r)
         if telemetry is None or telemetry.observed_at is None or not telemetry.gpus:
             self.tele_at[r] = math.nan
+            self.tele_max_age[r] = math.nan
             self.version += 1
             return
         self.tele_at[r] = telemetry.observed_at.timestamp()
+        self.tele_max_age[r] = math.nan if telemetry.max_age_s is None else telemetry.max_age_s
         gs = telemetry.gpus
         mem = [1 - g.memory_used_mib / g.memory_total_mib for g in gs if g.memory_total_mib > 0]
         self.tele_mem_free[r] = min(1.0, max(0.0, sum(mem) / len(mem))) if mem else 0.5
@@ -252,10 +256,15 @@ class Snapshot:
         self.version += 1
 
     def freshness(self, now: float, max_age_s: float) -> npt.NDArray[np.bool_]:
-        """Which rows have telemetry observed at most ``max_age_s`` before ``now``."""
+        """Which rows have telemetry observed at most ``max_age_s`` before ``now``.
+
+        A node whose telemetry carries its own limit (``NodeTelemetry.max_age_s``,
+        from a GPUNodeTelemetry record's report interval) uses that instead.
+        """
         with np.errstate(invalid="ignore"):
             age = now - self.tele_at
-            return (age <= max_age_s) & (age >= -max_age_s)
+            limit = np.where(np.isnan(self.tele_max_age), max_age_s, self.tele_max_age)
+            return (age <= limit) & (age >= -limit)
 
     def sick_fresh(self, fresh: npt.NDArray[np.bool_]) -> tuple[int, ...]:
         """Rows with a GPU that fresh telemetry calls unhealthy, ascending."""

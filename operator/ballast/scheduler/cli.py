@@ -12,10 +12,12 @@ import socket
 import sys
 import threading
 
+from ballast.api.wellknown import API_VERSION
 from ballast.clock import SystemClock
 from ballast.kube import compat
 from ballast.kube.raw import (
     BATCHWINDOWS,
+    GPUNODETELEMETRIES,
     GPUQUOTAS,
     NAMESPACES,
     NODES,
@@ -31,6 +33,7 @@ from ballast.scheduler.informer import Event, Informer
 from ballast.scheduler.leader import DEFAULT_TIMING, LeaderElector, Timing
 from ballast.scheduler.metrics import SchedulerMetrics
 from ballast.scheduler.ratelimit import TokenBucket
+from ballast.scheduler.sources import AnnotationSource, RecordSource
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--extender-port", type=int, default=8888)
     parser.add_argument("--extender-address", default="127.0.0.1")
+    parser.add_argument(
+        "--telemetry-source",
+        choices=("annotations", "records"),
+        default=None,
+        help="where GPU telemetry comes from: the agents' GPUNodeTelemetry records or Node "
+        "annotations (default: records when the server serves GPUNodeTelemetry, else annotations)",
+    )
+    parser.add_argument(
+        "--telemetry-max-age",
+        type=float,
+        default=None,
+        help="seconds a GPUNodeTelemetry record stays fresh; older scores neutral "
+        "(default: 3 x the record's reportIntervalSeconds)",
+    )
 
 
 def build(args: argparse.Namespace) -> tuple[Scheduler, list[Informer], Kube]:
@@ -123,18 +140,32 @@ def build(args: argparse.Namespace) -> tuple[Scheduler, list[Informer], Kube]:
         now=clock.now,
         timeout_s=args.api_write_timeout,
     )
+    records = telemetry_source(args, kube) == "records"
+    source = RecordSource(args.telemetry_max_age) if records else AnnotationSource()
     sched = Scheduler(
         actions,
         events,
         clock,
         Config(scheduler_name=args.scheduler_name, profile=args.profile),
         metrics,
+        source,
     )
-    informers = [
-        Informer(kube, res, events)
-        for res in (NODES, NAMESPACES, WORKLOADCLASSES, GPUQUOTAS, BATCHWINDOWS, PDBS, PODS)
-    ]
+    resources = [NODES, NAMESPACES, WORKLOADCLASSES, GPUQUOTAS, BATCHWINDOWS, PDBS, PODS]
+    if records:
+        # Started first, so records usually arrive before their nodes; either order converges
+        # (a node reads its record through the source, a record updates a known node).
+        resources.insert(0, GPUNODETELEMETRIES)
+        sched.required.add(GPUNODETELEMETRIES.plural)
+    informers = [Informer(kube, res, events) for res in resources]
     return sched, informers, kube
+
+
+def telemetry_source(args: argparse.Namespace, kube: Kube) -> str:
+    """``--telemetry-source``, or records when the server serves GPUNodeTelemetry."""
+    if args.telemetry_source:
+        return str(args.telemetry_source)
+    served = compat.serves(kube.get, API_VERSION, GPUNODETELEMETRIES.plural)
+    return "records" if served else "annotations"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,6 +176,12 @@ def run(args: argparse.Namespace) -> int:
     except compat.IncompatibleServer as exc:
         log.error("incompatible API server", extra=kv(error=exc))
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.telemetry_source == "records" and not compat.serves(
+        kube.get, API_VERSION, GPUNODETELEMETRIES.plural
+    ):
+        print("error: --telemetry-source records: the API server does not serve "
+              "gpunodetelemetries.ballast.dev (install crds/)", file=sys.stderr)  # fmt: skip
         return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -190,7 +227,12 @@ def run(args: argparse.Namespace) -> int:
         elector.start()
     log.info(
         "scheduler started",
-        extra=kv(name=args.scheduler_name, profile=args.profile, leader_elect=args.leader_elect),
+        extra=kv(
+            name=args.scheduler_name,
+            profile=args.profile,
+            leader_elect=args.leader_elect,
+            telemetry_source=type(sched.source).__name__,
+        ),
     )
     # BALLAST_PROFILE=path writes a cProfile of the scheduling thread at exit (benchmarks).
     profiler = cProfile.Profile() if os.environ.get("BALLAST_PROFILE") else None

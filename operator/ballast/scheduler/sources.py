@@ -1,9 +1,11 @@
 """Where the scheduler learns each node's GPU telemetry and cache inventory.
 
 A source turns a Node object into the engine's telemetry and cache views.
-The one shipped here reads the node's annotations (written by the node
-agent, or by ``ballast cluster nodes`` on the local cluster); a Prometheus
-source can take its place without touching the scheduler or the engine.
+:class:`AnnotationSource` reads the node's annotations (written by
+``ballast cluster nodes`` on the local cluster, or an agent with
+``--publish-node``); :class:`RecordSource` reads the agents' GPUNodeTelemetry
+records. A Prometheus source can take their place without touching the
+scheduler or the engine.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ballast.api import wellknown as wk
+from ballast.api.v1alpha1.gpunodetelemetry import to_node_telemetry
 
 
 class NodeDataSource(Protocol):
@@ -39,3 +42,53 @@ class AnnotationSource:
         annotations = (node.get("metadata") or {}).get("annotations") or {}
         raw = annotations.get(wk.ANNOTATION_CACHE)
         return wk.parse_cache_inventory(raw) if raw else None
+
+
+class RecordSource:
+    """Telemetry from the agents' GPUNodeTelemetry records (``--telemetry-source records``).
+
+    The scheduler's informer feeds :meth:`on_record`; a Node event then reads
+    the node's latest record through :meth:`telemetry`. A node without a
+    record falls back to its annotation (nodes whose agent does not publish
+    records yet, and the local cluster's fake nodes); a node with a record
+    ignores the annotation. Cache inventories still come from annotations.
+    """
+
+    def __init__(self, max_age_s: float | None = None) -> None:
+        self.max_age_s = max_age_s
+        self.records: dict[str, wk.NodeTelemetry] = {}
+        self._annotations = AnnotationSource()
+        self._warned: dict[str, tuple[str, ...]] = {}
+
+    def on_record(self, deleted: bool, obj: Mapping[str, Any]) -> wk.Parsed[wk.NodeTelemetry]:
+        """Take in a record event; returns the node's view now (no data when deleted or bad)."""
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        if deleted:
+            self.records.pop(name, None)
+            self._warned.pop(name, None)
+            return wk.Parsed(wk.NodeTelemetry())
+        parsed = to_node_telemetry(obj, self.max_age_s)
+        self.records[name] = parsed.value
+        if not parsed.problems:
+            self._warned.pop(name, None)
+        return parsed
+
+    def first_report(self, name: str, problems: list[str]) -> bool:
+        """Whether ``problems`` for record ``name`` are new (report each distinct set once)."""
+        key = tuple(problems)
+        if self._warned.get(name) == key:
+            return False
+        self._warned[name] = key
+        return True
+
+    def telemetry(self, node: Mapping[str, Any]) -> wk.Parsed[wk.NodeTelemetry]:
+        """The node's record (its problems were reported with the record), else its annotation."""
+        name = str((node.get("metadata") or {}).get("name") or "")
+        record = self.records.get(name)
+        if record is None:
+            return self._annotations.telemetry(node)
+        return wk.Parsed(record)
+
+    def cache(self, node: Mapping[str, Any]) -> wk.Parsed[wk.CacheInventory] | None:
+        """The cache-inventory annotation (records carry no inventory yet)."""
+        return self._annotations.cache(node)

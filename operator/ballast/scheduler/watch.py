@@ -18,6 +18,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ballast.api.wellknown import API_VERSION
 from ballast.logs import kv
 from ballast.placement.engine import Engine
 from ballast.placement.objects import DEFAULT_CLASS, ClassPolicy, Pod
@@ -31,11 +32,12 @@ from ballast.scheduler.podcache import PodCache, PodRecord
 from ballast.scheduler.policies import Policies
 from ballast.scheduler.preempting import Ended, Preemptions
 from ballast.scheduler.schedqueue import SchedulingQueue
-from ballast.scheduler.sources import NodeDataSource
+from ballast.scheduler.sources import NodeDataSource, RecordSource
 
 log = logging.getLogger(__name__)
 
 TERMINAL = ("Succeeded", "Failed")
+RECORDS = "gpunodetelemetries"  # the informer's kind for GPUNodeTelemetry
 
 
 class WatchHandlers:
@@ -112,6 +114,8 @@ class WatchHandlers:
             if problems:
                 self._invalid("PodDisruptionBudget", obj, problems)
             self._dirty = True
+        elif kind == RECORDS:
+            self._on_record(deleted, obj)
         elif kind == "namespaces":
             before = self.policies.generation
             self.policies.on_namespace(deleted, obj)
@@ -160,6 +164,8 @@ class WatchHandlers:
             names = list(self.policies.windows)
         elif kind == "namespaces":
             names = list(self.policies.namespace_labels)
+        elif kind == RECORDS and isinstance(self.source, RecordSource):
+            names = list(self.source.records)
         return [{"metadata": {"name": n}} for n in names]
 
     # ------------------------------------------------------------------ nodes
@@ -185,6 +191,24 @@ class WatchHandlers:
                     self._charge_bound(rec)
         if mapped.value.telemetry is not None:
             self.snapshot.set_telemetry(name, mapped.value.telemetry)
+
+    def _on_record(self, deleted: bool, obj: dict[str, Any]) -> None:
+        """A GPUNodeTelemetry event: the node's telemetry is the record's (bad: no data)."""
+        source = self.source
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        if not name or not isinstance(source, RecordSource):
+            return
+        parsed = source.on_record(deleted, obj)
+        if parsed.problems and source.first_report(name, parsed.problems):
+            self.metrics.invalid_objects.labels("GPUNodeTelemetry").inc()
+            log.warning("invalid object", extra=kv(kind="GPUNodeTelemetry", name=name,
+                        problems="; ".join(parsed.problems)))  # fmt: skip
+            note = "ignored (treated as no data): " + "; ".join(parsed.problems)
+            self.actions.event(obj, "Warning", "InvalidNodeData", note[:900],
+                               kind="GPUNodeTelemetry", api_version=API_VERSION)  # fmt: skip
+        if name in self.snapshot:  # else the Node event reads the record through the source
+            self.snapshot.set_telemetry(name, parsed.value)
+            self._dirty = True
 
     def _warn_node(self, node: dict[str, Any], problems: list[str]) -> None:
         name = node["metadata"]["name"]

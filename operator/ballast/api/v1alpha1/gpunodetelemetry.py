@@ -1,0 +1,146 @@
+"""GPUNodeTelemetry: the node agent's compact per-node record, read by the scheduler.
+
+One cluster-scoped object per GPU node, named after the node. The agent
+(``ballast agent --publish-record``) creates it and writes only ``status``
+(the status subresource), on a meaningful change or a heartbeat; nothing
+writes the Node object, so Node watchers are not woken by telemetry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError
+
+from ballast.api import wellknown as wk
+from ballast.api.v1alpha1.common import ApiModel, format_validation_error
+
+MAX_GPUS = 64
+MAX_REASONS = 16
+
+
+class GPUNodeTelemetryGPU(ApiModel):
+    """One physical GPU of the node, as NVML reported it at ``updateTime``."""
+
+    index: int = Field(ge=0, le=MAX_GPUS - 1, description="NVML index of the GPU on the node.")
+    uuid: str = Field(default="", max_length=128, description="The GPU's UUID (GPU-...).")
+    product: str = Field(
+        default="", max_length=128, description="Product name, e.g. NVIDIA H100 80GB HBM3."
+    )
+    memory_total_mib: int = Field(
+        default=0,
+        ge=0,
+        alias="memoryTotalMiB",
+        description="Framebuffer size in MiB (0: unknown).",
+    )
+    memory_used_mib: int = Field(
+        default=0, ge=0, alias="memoryUsedMiB", description="Framebuffer in use in MiB."
+    )
+    utilization_pct: float = Field(
+        default=0.0, ge=0, le=100, description="GPU utilisation over the last sample, percent."
+    )
+    throttled: bool = Field(
+        default=False,
+        description="A clock-event reason other than idle holds (power or thermal capping, "
+        "hardware slowdown).",
+    )
+    healthy: bool = Field(
+        default=True,
+        description="False while any row of the agent's health table holds (docs/agent.md); "
+        "the scheduler never gives an unhealthy GPU to a pod.",
+    )
+    unhealthy_reasons: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None,
+        max_length=MAX_REASONS,
+        description="Why the GPU is unhealthy: gpu_lost, xid_<n>, ecc_uncorrected, "
+        "row_remap_failure, row_remap_pending, hw_slowdown.",
+    )
+    xid_errors: int = Field(
+        default=0, ge=0, description="XID events seen on this GPU since the agent started."
+    )
+
+
+class GPUNodeTelemetryStatus(ApiModel):
+    """The record itself: every GPU of the node at one instant."""
+
+    node_name: str = Field(
+        default="", max_length=253, description="The Node this record describes (its name)."
+    )
+    update_time: str | None = Field(
+        default=None,
+        max_length=64,
+        description="When the agent read these values (RFC 3339); the scheduler treats a "
+        "record older than its freshness limit as no data.",
+    )
+    report_interval_seconds: float | None = Field(
+        default=None,
+        ge=0.05,  # not gt=0: OpenAPI v3.0's exclusiveMinimum is a boolean
+        le=86_400,
+        description="How often the agent collects; the scheduler's default freshness limit is "
+        "three intervals.",
+    )
+    gpus: list[GPUNodeTelemetryGPU] | None = Field(
+        default=None, max_length=MAX_GPUS, description="Per GPU, by index."
+    )
+
+
+class GPUNodeTelemetry(ApiModel):
+    """The node agent's compact GPU record for one node (named after the node)."""
+
+    status: GPUNodeTelemetryStatus | None = Field(
+        default=None, description="The record, written by the node agent."
+    )
+
+
+# How many report intervals a record stays fresh when the scheduler is not told otherwise.
+DEFAULT_FRESH_INTERVALS = 3
+
+
+def to_node_telemetry(
+    obj: Mapping[str, Any], max_age_s: float | None = None
+) -> wk.Parsed[wk.NodeTelemetry]:
+    """The scheduler's view of a GPUNodeTelemetry object; never raises.
+
+    Anything malformed (a status the model rejects, a missing or unreadable
+    ``updateTime``, a ``nodeName`` that is not the object's name) makes the
+    whole record "no data" with the problems listed: a record that cannot be
+    read in full cannot be trusted about which GPUs are healthy. The freshness
+    limit is ``max_age_s`` when given, else ``DEFAULT_FRESH_INTERVALS`` report
+    intervals, else the engine's default.
+    """
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    raw = obj.get("status")
+    if not raw:
+        return wk.Parsed(wk.NodeTelemetry())  # created, not yet reported: no data, no problem
+    try:
+        status = GPUNodeTelemetryStatus.model_validate(raw)
+    except ValidationError as exc:
+        return wk.Parsed(wk.NodeTelemetry(), [format_validation_error(exc, "status")])
+    problems: list[str] = []
+    observed = wk.parse_time(status.update_time)
+    if observed is None:
+        problems.append("status.updateTime: missing or not RFC 3339")
+    if status.node_name and status.node_name != name:
+        problems.append(f"status.nodeName: {status.node_name!r} is not the object's name")
+    indices = [g.index for g in status.gpus or ()]
+    if len(set(indices)) != len(indices):
+        problems.append("status.gpus: an index appears twice")
+    if problems:
+        return wk.Parsed(wk.NodeTelemetry(), problems)
+    interval = status.report_interval_seconds
+    if max_age_s is None and interval is not None:
+        max_age_s = DEFAULT_FRESH_INTERVALS * interval
+    gpus = tuple(
+        wk.GPUTelemetry(
+            index=g.index,
+            memory_used_mib=g.memory_used_mib,
+            memory_total_mib=g.memory_total_mib,
+            utilization_pct=g.utilization_pct,
+            throttled=g.throttled,
+            healthy=g.healthy,
+            xid_errors=g.xid_errors,
+        )
+        for g in sorted(status.gpus or (), key=lambda g: g.index)
+    )
+    return wk.Parsed(wk.NodeTelemetry(observed, gpus, max_age_s))

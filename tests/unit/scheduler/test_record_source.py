@@ -1,0 +1,138 @@
+"""GPUNodeTelemetry records in the scheduler: conversion at the boundary, the source, events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import queue
+from typing import Any
+
+import pytest
+from sched_builders import RecordingActions, node, pod, run
+
+from ballast.api.v1alpha1.gpunodetelemetry import to_node_telemetry
+from ballast.clock import FakeClock
+from ballast.scheduler.core import Config, Scheduler
+from ballast.scheduler.informer import Event
+from ballast.scheduler.sources import RecordSource
+
+NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+RECORDS = "gpunodetelemetries"
+
+
+def record(
+    name: str, healthy: list[bool], *, age_s: float = 0.0, interval: float = 10.0, **status: Any
+) -> dict[str, Any]:
+    when = (NOW - dt.timedelta(seconds=age_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    gpus = [
+        {"index": i, "memoryTotalMiB": 81559, "memoryUsedMiB": 0, "healthy": ok}
+        for i, ok in enumerate(healthy)
+    ]
+    body = {"nodeName": name, "updateTime": when, "reportIntervalSeconds": interval, "gpus": gpus}
+    return {"metadata": {"name": name}, "status": {**body, **status}}
+
+
+@pytest.mark.parametrize(
+    ("case", "obj", "want_problem"),
+    [
+        ("no status yet", {"metadata": {"name": "n"}}, None),
+        ("bad utilisation", record("n", [True], gpus=[{"index": 0, "utilizationPct": 400}]), "utilizationPct"),
+        ("not a list", record("n", [True], gpus="lots"), "gpus"),
+        ("bad time", record("n", [True], updateTime="yesterday"), "updateTime"),
+        ("other node", record("n", [True], nodeName="m"), "nodeName"),
+        ("index twice", record("n", [True], gpus=[{"index": 0}, {"index": 0}]), "twice"),
+        ("status not an object", {"metadata": {"name": "n"}, "status": [1]}, "status"),
+    ],
+)  # fmt: skip
+def test_garbage_is_no_data_with_a_problem(
+    case: str, obj: dict[str, Any], want_problem: str | None
+) -> None:
+    parsed = to_node_telemetry(obj)
+    assert parsed.value.gpus == (), case
+    if want_problem is None:
+        assert parsed.problems == [], case
+    else:
+        assert any(want_problem in p for p in parsed.problems), (case, parsed.problems)
+
+
+def test_freshness_limit_from_interval_or_flag() -> None:
+    assert to_node_telemetry(record("n", [True], interval=5)).value.max_age_s == 15
+    assert to_node_telemetry(record("n", [True]), max_age_s=7).value.max_age_s == 7
+    no_interval = record("n", [True])
+    del no_interval["status"]["reportIntervalSeconds"]
+    assert to_node_telemetry(no_interval).value.max_age_s is None
+
+
+def test_source_prefers_record_and_falls_back_to_annotation() -> None:
+    src = RecordSource()
+    annotated = node("n")
+    annotated["metadata"]["annotations"] = {
+        "ballast.dev/gpu-telemetry": '{"observedAt": "2026-06-01T12:00:00Z", "gpus": [{"index": 3}]}'
+    }
+    assert [g.index for g in src.telemetry(annotated).value.gpus] == [3]
+    src.on_record(False, record("n", [True, False]))
+    assert [g.healthy for g in src.telemetry(annotated).value.gpus] == [True, False]
+    src.on_record(True, record("n", []))
+    assert [g.index for g in src.telemetry(annotated).value.gpus] == [3]
+
+
+def make(*objects: tuple[str, dict[str, Any]]) -> tuple[Scheduler, RecordingActions]:
+    q: queue.Queue[Event] = queue.Queue()
+    actions = RecordingActions()
+    s = Scheduler(actions, q, FakeClock(NOW), Config(), source=RecordSource())  # type: ignore[arg-type]
+    s.required.add(RECORDS)
+    for kind in s.required:
+        q.put(Event(kind, "RELIST", {}))
+    for kind, obj in objects:
+        q.put(Event(kind, "SYNC", obj))
+    for kind in s.required:
+        q.put(Event(kind, "SYNCED", {}))
+    return s, actions
+
+
+def gpu_ids(actions: RecordingActions) -> str:
+    [(_, _, annotations)] = actions.binds
+    return annotations["ballast.dev/gpu-ids"]
+
+
+@pytest.mark.parametrize(
+    ("case", "rec", "want_ids"),
+    [
+        ("no record", None, "0"),
+        ("healthy record", record("n", [True, True]), "0"),
+        ("GPU 0 unhealthy", record("n", [False, True]), "1"),
+        ("GPU 0 unhealthy but stale", record("n", [False, True], age_s=31), "0"),
+        ("GPU 0 unhealthy, fresh for 3 intervals", record("n", [False, True], age_s=29), "1"),
+        ("garbage", record("n", [False, True], updateTime="soon"), "0"),
+    ],
+)
+def test_record_steers_gpu_choice(case: str, rec: dict[str, Any] | None, want_ids: str) -> None:
+    objects = [("nodes", node("n", gpus=2))]
+    if rec is not None:
+        objects.insert(0, (RECORDS, rec))
+    s, actions = make(*objects, ("pods", pod("p")))
+    run(s)
+    assert gpu_ids(actions) == want_ids, case
+
+
+def test_record_after_node_updates_snapshot_and_garbage_warns_once() -> None:
+    s, actions = make(("nodes", node("n", gpus=2)))
+    run(s)
+    for _ in range(2):
+        s.events.put(Event(RECORDS, "MODIFIED", record("n", [True], updateTime="soon")))
+    s.events.put(Event(RECORDS, "MODIFIED", record("n", [False, True])))
+    s.events.put(Event("pods", "ADDED", pod("p")))
+    run(s)
+    assert gpu_ids(actions) == "1"
+    assert actions.events.count(("n", "InvalidNodeData")) == 1
+
+
+def test_relist_prunes_vanished_records() -> None:
+    s, actions = make(("nodes", node("n", gpus=2)), (RECORDS, record("n", [False, True])))
+    run(s)
+    assert isinstance(s.source, RecordSource) and "n" in s.source.records
+    s.events.put(Event(RECORDS, "RELIST", {}))
+    s.events.put(Event(RECORDS, "SYNCED", {}))
+    s.events.put(Event("pods", "ADDED", pod("p")))
+    run(s)
+    assert "n" not in s.source.records
+    assert gpu_ids(actions) == "0"
