@@ -150,7 +150,12 @@ def create_pods(kube: Kube, bodies: list[dict[str, Any]], threads: int = 16) -> 
 def wait_bound(
     watch: BindWatch, names: list[str], want: int, timeout: float, stall: float = 20.0
 ) -> None:
-    """Until ``want`` of ``names`` are bound, or nothing new binds for ``stall`` seconds."""
+    """Until ``want`` of ``names`` are bound, or nothing new binds for ``stall`` seconds.
+
+    The stall clock starts at the first bind: a scheduler that starts on a
+    large backlog first lists every node and pod (tens of seconds at 50,000
+    pods on 2 cores), and that is part of its drain time, not a stall.
+    """
     deadline = time.monotonic() + timeout
     last, changed = -1, time.monotonic()
     while time.monotonic() < deadline:
@@ -159,7 +164,7 @@ def wait_bound(
             return
         if n != last:
             last, changed = n, time.monotonic()
-        elif time.monotonic() - changed > stall:
+        elif n > 0 and time.monotonic() - changed > stall:
             return
         time.sleep(0.1)
 
