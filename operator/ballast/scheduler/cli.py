@@ -184,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
               "gpunodetelemetries.ballast.dev (install crds/)", file=sys.stderr)  # fmt: skip
         return 2
     stop = threading.Event()
+    lost = threading.Event()  # set when the lease is lost
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     # SIGUSR1 logs the scheduler's view of every node (what it thinks is free and why).
@@ -220,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
                         extra=kv(write_timeout=args.api_write_timeout))  # fmt: skip
         elector = LeaderElector(
             kube, namespace=args.lease_namespace, name=args.lease_name, identity=args.identity, clock=sched.clock,
-            timing=timing, on_started=lambda: sched.metrics.leader.set(1), on_stopped=stop.set,
+            timing=timing, on_started=lambda: sched.metrics.leader.set(1), on_stopped=lost.set,
         )  # fmt: skip
         # Every queued write checks the term it was queued in right before it is sent.
         sched.actions.fence = elector.term
@@ -238,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
     profiler = cProfile.Profile() if os.environ.get("BALLAST_PROFILE") else None
     if profiler is not None:
         profiler.enable()
-    while not stop.is_set():
+    while not (stop.is_set() or lost.is_set()):
         if elector is not None:
             sched.leader = elector.leading()
         sched.step(0.05)
@@ -253,4 +254,6 @@ def run(args: argparse.Namespace) -> int:
         inf.stop()
     sched.actions.shutdown()
     kube.close()
-    return 0
+    # A lost lease ends the process with a failure, so a supervisor restarts it
+    # as a fresh candidate (as kube-scheduler does); a signal is a clean stop.
+    return 1 if lost.is_set() else 0
