@@ -28,7 +28,7 @@ import orjson
 
 from ballast.api.v1alpha1.workloadclass import priority_value
 from ballast.kube.crds import ensure_crds
-from ballast.kube.raw import PRIORITY_CLASSES, WORKLOADCLASSES, Kube
+from ballast.kube.raw import PRIORITY_CLASSES, TRANSPORT_ERRORS, WORKLOADCLASSES, Kube, KubeError
 from ballast.localcluster.ballast_procs import BallastProcess
 from ballast.localcluster.cluster import LocalCluster
 
@@ -69,19 +69,28 @@ class PriorityWatch(threading.Thread):
     def run(self) -> None:
         rv = self.kube.list(PRIORITY_CLASSES.path())["metadata"]["resourceVersion"]
         while not self.stop:
-            for kind, obj in self.kube.watch(
-                PRIORITY_CLASSES.path(), resource_version=rv, timeout_seconds=60
-            ):
-                if kind == "ERROR":
-                    rv = self.kube.list(PRIORITY_CLASSES.path())["metadata"]["resourceVersion"]
-                    break
-                rv = obj["metadata"]["resourceVersion"]
-                if kind in ("ADDED", "MODIFIED"):
-                    with self.cond:
-                        self.seen.setdefault(
-                            (obj["metadata"]["name"], obj["value"]), time.monotonic()
-                        )
-                        self.cond.notify_all()
+            try:
+                rv = self._follow(rv)
+            except (KubeError, *TRANSPORT_ERRORS):
+                if self.stop:
+                    return  # the cluster is going down under us: the run is over
+                time.sleep(0.5)
+                rv = self.kube.list(PRIORITY_CLASSES.path())["metadata"]["resourceVersion"]
+
+    def _follow(self, rv: str) -> str:
+        for kind, obj in self.kube.watch(
+            PRIORITY_CLASSES.path(), resource_version=rv, timeout_seconds=60
+        ):
+            if self.stop:
+                break
+            if kind == "ERROR":
+                return str(self.kube.list(PRIORITY_CLASSES.path())["metadata"]["resourceVersion"])
+            rv = obj["metadata"]["resourceVersion"]
+            if kind in ("ADDED", "MODIFIED"):
+                with self.cond:
+                    self.seen.setdefault((obj["metadata"]["name"], obj["value"]), time.monotonic())
+                    self.cond.notify_all()
+        return rv
 
     def wait(self, name: str, value: int, timeout: float) -> float | None:
         deadline = time.monotonic() + timeout
