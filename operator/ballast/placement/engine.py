@@ -56,7 +56,9 @@ class Decision:
     """Where a pod goes (or why it cannot go anywhere), with the reasons.
 
     ``scores`` lists the chosen node first, then the runners-up by total.
-    ``rejections`` counts nodes per filter reason.
+    ``rejections`` counts nodes per filter reason. ``stale`` counts the
+    feasible nodes whose telemetry was stale or missing (scored neutral), and
+    ``chosen_stale`` says whether the chosen node was one of them.
     """
 
     pod: str
@@ -66,6 +68,8 @@ class Decision:
     feasible: int = 0
     rejections: Mapping[str, int] = field(default_factory=dict)
     scores: tuple[NodeScore, ...] = ()
+    stale: int = 0
+    chosen_stale: bool = False
 
     @property
     def schedulable(self) -> bool:
@@ -96,6 +100,10 @@ class Decision:
             text += f": score {best.total:.1f} = {parts}"
         if len(self.scores) > 1:
             text += f"; runner-up {self.scores[1].node} {self.scores[1].total:.1f}"
+        if self.chosen_stale:
+            text += f"; telemetry of {self.node} is stale or missing (scored neutral)"
+        if self.stale and (self.stale > 1 or not self.chosen_stale):
+            text += f"; {self.stale}/{self.feasible} feasible nodes have stale or missing telemetry"
         return text
 
 
@@ -155,14 +163,15 @@ class Engine:
 
     def cycle(self, snapshot: Snapshot, pod: Pod, now: float, seed: int = 0) -> CycleState:
         """The per-decision state the plugins share."""
-        if self.profile.telemetry:
+        on = self.profile.telemetry
+        if on:
             fresh = snapshot.freshness(now, self.profile.telemetry_max_age_s)
-            sick = snapshot.sick_fresh(fresh)
+            sick = snapshot.known_sick()
         else:
             fresh = np.zeros(snapshot.present.shape[0], dtype=bool)
             sick = ()
         free = snapshot.usable_free(sick)
-        return CycleState(snapshot, pod, self.class_of(pod), now, seed, free, fresh, sick)
+        return CycleState(snapshot, pod, self.class_of(pod), now, seed, free, fresh, sick, on)
 
     def filter(self, state: CycleState) -> Filtered:
         """Run every filter in order; a node is charged to the first filter that rejects it."""
@@ -211,6 +220,7 @@ class Engine:
         nodes = f.feasible
         if not nodes.shape[0]:
             return Decision(state.pod.key, None, (), f.total, 0, f.rejections)
+        stale = int(np.count_nonzero(~state.fresh[nodes])) if state.telemetry else 0
         weighted = self.weights(state.cls)
         total = np.zeros(nodes.shape[0])
         parts: list[tuple[ScorePlugin, float, Scores, Scores]] = []
@@ -237,6 +247,8 @@ class Engine:
             int(nodes.shape[0]),
             f.rejections,
             scores,
+            stale,
+            state.telemetry and not bool(state.fresh[row]),
         )
 
     def _pick(self, state: CycleState, nodes: IntArray, total: Scores) -> int:

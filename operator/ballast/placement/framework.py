@@ -68,9 +68,10 @@ class CycleState:
     """Everything computed once per decision and shared by the plugins.
 
     ``free`` is the per-GPU free milli-GPU matrix the plugins must use (GPUs
-    marked unhealthy by fresh telemetry read as fully used); ``fresh`` says
-    which nodes have telemetry no older than the profile's limit, and ``sick``
-    the rows where it reports an unhealthy GPU. ``scratch``
+    the latest telemetry marks unhealthy read as fully used); ``fresh`` says
+    which nodes have telemetry no older than their limit, and ``sick`` the rows
+    where the latest report names an unhealthy GPU. ``telemetry`` is False when
+    the profile ignores telemetry (then nothing is fresh or sick). ``scratch``
     lets a plugin hand data to a later phase (e.g. the GPU it would pick).
     """
 
@@ -82,6 +83,7 @@ class CycleState:
     free: npt.NDArray[np.int32]
     fresh: npt.NDArray[np.bool_]
     sick: tuple[int, ...] = ()
+    telemetry: bool = True
     scratch: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -207,12 +207,17 @@ class PoolPolicy:
 
 @dataclass(frozen=True, slots=True)
 class ScoringPolicy:
-    """Per-class scoring: weight overrides by plugin name, packing or spread, residency."""
+    """Per-class scoring: weight overrides by plugin name, packing or spread, residency.
+
+    ``require_fresh_telemetry`` fails closed: nodes without fresh telemetry are
+    filtered out for the class (NodeHealth's ``stale telemetry``).
+    """
 
     weights: Mapping[str, float] = field(default_factory=dict)
     mode: Mode = "packing"
     residency_regions: tuple[str, ...] = ()
     residency_zones: tuple[str, ...] = ()
+    require_fresh_telemetry: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,9 +84,10 @@ def _fits(state: CycleState, row: int, freed: Sequence[Placement]) -> bool:
     free = state.free[row].copy()
     cpu = int(snap.cpu_free[row])
     mem = int(snap.mem_free[row])
+    sick = row in state.sick
     for v in freed:
         for g in v.gpus:
-            if not snap.gpu_sick[row, g] or not state.fresh[row]:
+            if not (sick and snap.gpu_sick[row, g]):
                 free[g] += v.milli_per_gpu
         cpu += v.cpu_milli
         mem += v.memory_mib

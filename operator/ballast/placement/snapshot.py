@@ -41,6 +41,7 @@ _COLUMNS: tuple[tuple[str, object], ...] = tuple(
     + [(a, 0) for a in ("free", "whole_free", "max_free", "free_sum", "taint_id")]
     + [("product", -1), ("tele_at", math.nan), ("tele_max_age", math.nan), ("gpu_sick", False)]
     + [(a, 0.0) for a in ("tele_mem_free", "tele_util", "tele_throttled")]
+    + [("tele_free_sum", -1)]
 )
 
 
@@ -72,6 +73,9 @@ class Snapshot:
         self.tele_mem_free = np.zeros(cap)
         self.tele_util = np.zeros(cap)
         self.tele_throttled = np.zeros(cap)
+        # free_sum when the telemetry was taken in: GPUs allocated since then are
+        # load the report cannot show yet (-1: no report).
+        self.tele_free_sum = np.full(cap, -1, dtype=np.int64)
         self.gpu_sick = np.zeros((cap, gpus_per_node), dtype=bool)
         self.sick_rows: set[int] = set()
         self.labels = LabelColumns(cap)
@@ -190,11 +194,11 @@ class Snapshot:
         self.unschedulable[r] = node.unschedulable
         self.taint_id[r] = self.taints.intern(node.taints)
         self.labels.set_row(r, node.labels)
+        self._refresh(r)  # before telemetry, which notes free_sum as of its report
         if node.cache is not None:
             self.set_cache(node.name, node.cache)
         if node.telemetry is not None:
             self.set_telemetry(node.name, node.telemetry)
-        self._refresh(r)
 
     def remove_node(self, name: str) -> list[Placement]:
         """Remove a node; its pods are forgotten and returned."""
@@ -207,6 +211,7 @@ class Snapshot:
         self.sick_rows.discard(r)
         self.tele_at[r] = math.nan
         self.tele_max_age[r] = math.nan
+        self.tele_free_sum[r] = -1
         self.labels.clear_row(r)
         self.caches.clear(r)
         self._spare.append(r)
@@ -240,9 +245,15 @@ class Snapshot:
         if telemetry is None or telemetry.observed_at is None or not telemetry.gpus:
             self.tele_at[r] = math.nan
             self.tele_max_age[r] = math.nan
+            self.tele_free_sum[r] = -1
             self.version += 1
             return
-        self.tele_at[r] = telemetry.observed_at.timestamp()
+        at = telemetry.observed_at.timestamp()
+        if at != self.tele_at[r] or self.tele_free_sum[r] < 0:
+            # A new report: allocations up to now are in it. The same report
+            # applied again (a Node update) keeps counting the pods bound since.
+            self.tele_free_sum[r] = self.free_sum[r]
+        self.tele_at[r] = at
         self.tele_max_age[r] = math.nan if telemetry.max_age_s is None else telemetry.max_age_s
         gs = telemetry.gpus
         mem = [1 - g.memory_used_mib / g.memory_total_mib for g in gs if g.memory_total_mib > 0]
@@ -250,7 +261,7 @@ class Snapshot:
         self.tele_util[r] = min(1.0, max(0.0, sum(g.utilization_pct for g in gs) / len(gs) / 100))
         self.tele_throttled[r] = sum(g.throttled for g in gs) / len(gs)
         for g in gs:
-            if (not g.healthy or g.xid_errors > 0) and 0 <= g.index < self.free.shape[1]:
+            if not g.healthy and 0 <= g.index < self.free.shape[1]:
                 self.gpu_sick[r, g.index] = True
                 self.sick_rows.add(r)
         self.version += 1
@@ -266,9 +277,28 @@ class Snapshot:
             limit = np.where(np.isnan(self.tele_max_age), max_age_s, self.tele_max_age)
             return (age <= limit) & (age >= -limit)
 
-    def sick_fresh(self, fresh: npt.NDArray[np.bool_]) -> tuple[int, ...]:
-        """Rows with a GPU that fresh telemetry calls unhealthy, ascending."""
-        return tuple(sorted(r for r in self.sick_rows if fresh[r]))
+    def known_sick(self) -> tuple[int, ...]:
+        """Rows with a GPU that the node's latest telemetry calls unhealthy, ascending.
+
+        Age does not matter here: a GPU last reported unhealthy stays out of use
+        until a report says otherwise (an agent that died after an XID 79 does
+        not make its GPU usable again). Stale data never makes a node *worse*
+        than its last report.
+        """
+        return tuple(sorted(self.sick_rows))
+
+    def load_since_report(self, rows: I64) -> npt.NDArray[np.float64]:
+        """Fraction of each row's GPU capacity allocated since its telemetry was taken in.
+
+        Pods bound after the agent's last report are load the report cannot show
+        yet; the telemetry score counts them as busy so that a burst does not pile
+        onto one node that looked idle. 0 for rows without telemetry.
+        """
+        base = self.tele_free_sum[rows]
+        cap = self.gpu_count[rows].astype(np.float64) * MILLI
+        grown = np.where(base >= 0, base - self.free_sum[rows], 0).clip(min=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(cap > 0, grown / cap, 0.0)
 
     def usable_free(self, sick: tuple[int, ...]) -> I32:
         """Free milli per GPU, reading the unhealthy GPUs of ``sick`` rows as full.

@@ -160,6 +160,7 @@ def class_policy(name: str, spec: Mapping[str, Any]) -> ClassPolicy:
             mode="spread" if placement.get("strategy") == "Spread" else "packing",
             residency_regions=tuple(residency),
             residency_zones=tuple(zones),
+            require_fresh_telemetry=placement.get("requireFreshTelemetry") is True,
         ),
         window=spec.get("window") or "",
     )

@@ -124,28 +124,6 @@ def test_pdb_per_namespace_follows_pods_budget_and_drift(
     bare = pdb(kube, other_namespace, cls)
     assert bare["spec"].get("minAvailable") == 1 and "maxUnavailable" not in bare["spec"]  # type: ignore[index]
 
-    # The budget acts: with two healthy pods and maxUnavailable 1, one eviction
-    # is allowed and the next is refused until the first pod is replaced.
-    a0, a1 = wait_for(
-        lambda: running(kube, namespace, cls) if len(running(kube, namespace, cls)) == 2 else None,
-        what="2 running replicas",
-    )
-    wait_for(
-        lambda: (
-            ((pdb(kube, namespace, cls) or {}).get("status") or {}).get("disruptionsAllowed") == 1
-        ),
-        timeout=30,
-        what="disruption controller counts both pods healthy",
-        explain=lambda: str((pdb(kube, namespace, cls) or {}).get("status")),
-    )
-    evict = {"apiVersion": "policy/v1", "kind": "Eviction"}
-    kube.create(PODS.path(a0, namespace, sub="eviction"),
-                {**evict, "metadata": {"name": a0, "namespace": namespace}})  # fmt: skip
-    with pytest.raises(KubeError) as refused:
-        kube.create(PODS.path(a1, namespace, sub="eviction"),
-                    {**evict, "metadata": {"name": a1, "namespace": namespace}})  # fmt: skip
-    assert refused.value.status == 429, refused.value
-
     # Idempotent: resyncs (every 3 s here) do not rewrite an unchanged PDB (the
     # disruption controller keeps writing its status, so compare what Ballast owns).
     def ours() -> tuple[Any, ...]:
@@ -188,6 +166,54 @@ def test_pdb_per_namespace_follows_pods_budget_and_drift(
     kube.patch(WORKLOADCLASSES.path(cls),
                {"spec": {"preemption": {"preemptible": True, "disruptionBudget": None}}})  # fmt: skip
     wait_for(lambda: pdb(kube, namespace, cls) is None, what="PDB removed when preemptible")
+
+
+def test_the_budget_refuses_a_second_eviction_until_the_first_pod_is_replaced(
+    operator: object, kube: Kube, namespace: str, node: str
+) -> None:
+    """The PDB acts: with two healthy pods and maxUnavailable 1, one eviction goes
+    through and the next is refused (429) until the replacement is healthy.
+
+    kwok makes a replacement Ready within a second, which would race the second
+    eviction; so the node goes away before the first eviction (the replacement,
+    bound to it by ``nodeName``, cannot start) and comes back afterwards.
+    """
+    cls = uniq("serve")
+    protected_class(kube, cls)
+    deployment(kube, namespace, "serve", cls, node, 2)
+    a0, a1 = wait_for(
+        lambda: running(kube, namespace, cls) if len(running(kube, namespace, cls)) == 2 else None,
+        what="2 running replicas",
+    )
+
+    def allowed() -> Any:
+        return ((pdb(kube, namespace, cls) or {}).get("status") or {}).get("disruptionsAllowed")
+
+    wait_for(lambda: allowed() == 1, timeout=30, what="disruption controller counts both pods healthy",
+             explain=lambda: str((pdb(kube, namespace, cls) or {}).get("status")))  # fmt: skip
+    saved = kube.get(NODES.path(node))
+    assert saved is not None
+    kube.delete(NODES.path(node))
+    wait_for(lambda: kube.get(NODES.path(node)) is None, what="node gone")
+
+    evict = {"apiVersion": "policy/v1", "kind": "Eviction"}
+    kube.create(PODS.path(a0, namespace, sub="eviction"),
+                {**evict, "metadata": {"name": a0, "namespace": namespace}})  # fmt: skip
+    with pytest.raises(KubeError) as refused:
+        kube.create(PODS.path(a1, namespace, sub="eviction"),
+                    {**evict, "metadata": {"name": a1, "namespace": namespace}})  # fmt: skip
+    assert refused.value.status == 429, refused.value
+
+    # The node returns, the replacement runs, and the budget allows one again.
+    test = saved["metadata"]["labels"]["ballast.dev/test"]
+    gpu_node(kube, node, test=test, gpus=1)
+    wait_ready(kube, test, 1)
+    wait_for(
+        lambda: len(running(kube, namespace, cls)) == 2, timeout=60, what="replacement running"
+    )
+    wait_for(lambda: allowed() == 1, timeout=30, what="budget allows one eviction again")
+    kube.create(PODS.path(a1, namespace, sub="eviction"),
+                {**evict, "metadata": {"name": a1, "namespace": namespace}})  # fmt: skip
 
 
 def test_pdbs_go_with_the_class_and_preemptible_classes_get_none(

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from kutil import wait_for
-from sutil import gpu_node, gpu_pod, node_of, pod, wait_ready
+from sutil import gpu_node, gpu_pod, node_of, pod, pod_events, wait_ready, waiting_reason, wlc
 
 from ballast.api import wellknown as wk
 from ballast.kube.raw import GPUNODETELEMETRIES, Kube
@@ -77,16 +77,50 @@ def test_unhealthy_gpu_in_record_is_avoided(
     assert gpu_ids(kube, namespace, "one") == "1"
 
 
-def test_stale_record_is_neutral(
+def scheduled_message(kube: Kube, namespace: str, name: str) -> str | None:
+    for e in pod_events(kube, namespace, name):
+        if e.get("reason") == "Scheduled" and e.get("reportingController") != "default-scheduler":
+            return str(e.get("note") or "")
+    return None
+
+
+def test_stale_record_scores_neutral_and_keeps_its_sick_gpus_out(
     scheduler: Any, kube: Kube, namespace: str, tid: str, records: list[str]
 ) -> None:
+    # Ten minutes old with a 10 s interval (fresh for 30 s): the node scores
+    # neutral and the decision says so, but GPU 0, last reported unhealthy,
+    # stays out of use (an agent that died after an XID must not revive it).
     name = f"gnt-stale-{tid}"
     records.append(name)
-    # Its only GPU is "unhealthy", but ten minutes old with a 10 s interval (fresh for 30 s):
-    # the record is ignored, so the GPU is usable (fresh, the pod could not be placed at all).
-    publish(kube, name, [False], age_s=600)
-    gpu_node(kube, name, test=tid, gpus=1)
+    publish(kube, name, [False, True], age_s=600)
+    gpu_node(kube, name, test=tid, gpus=2)
     wait_ready(kube, tid, 1)
     gpu_pod(kube, namespace, "one", test=tid)
     assert wait_for(lambda: node_of(kube, namespace, "one"), what="bound") == name
-    assert gpu_ids(kube, namespace, "one") == "0"
+    assert gpu_ids(kube, namespace, "one") == "1"
+    note = wait_for(lambda: scheduled_message(kube, namespace, "one"), what="Scheduled event")
+    assert f"telemetry of {name} is stale or missing (scored neutral)" in note
+    gpu_pod(kube, namespace, "two", test=tid)
+    cond = wait_for(lambda: waiting_reason(kube, namespace, "two", "Unschedulable"),
+                    what="second pod pending")  # fmt: skip
+    assert "1 unhealthy" in cond["message"]
+
+
+def test_a_class_that_requires_fresh_telemetry_skips_stale_nodes(
+    scheduler: Any, kube: Kube, namespace: str, tid: str, records: list[str]
+) -> None:
+    cls = f"strict-{tid}"
+    wlc(kube, cls, tier="Nearline", placement={"requireFreshTelemetry": True})
+    name = f"gnt-strict-{tid}"
+    records.append(name)
+    publish(kube, name, [True], age_s=600)
+    gpu_node(kube, name, test=tid, gpus=1)
+    wait_ready(kube, tid, 1)
+    gpu_pod(kube, namespace, "strict", test=tid, cls=cls)
+    cond = wait_for(lambda: waiting_reason(kube, namespace, "strict", "Unschedulable"),
+                    what="strict pod pending")  # fmt: skip
+    assert "1 stale telemetry" in cond["message"]
+    # The agent reports again: the record is fresh and the pod is placed.
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kube.patch(GPUNODETELEMETRIES.path(name, sub="status"), {"status": {"updateTime": when}})
+    assert wait_for(lambda: node_of(kube, namespace, "strict"), timeout=60, what="bound") == name

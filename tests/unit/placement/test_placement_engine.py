@@ -47,6 +47,41 @@ def test_explanation_lists_chosen_node_first_with_plugin_parts() -> None:
     assert "runner-up" in d.message()
 
 
+def test_explanation_says_when_telemetry_was_stale() -> None:
+    snap = snapshot(make_node("old").gpus(1).telemetry(age_s=3600))
+    d = Engine("ballast").decide(snap, make_pod("p").gpu(1).obj, now=NOW)
+    assert d.node == "old" and d.chosen_stale and d.stale == 1
+    assert "telemetry of old is stale or missing (scored neutral)" in d.message()
+    snap = snapshot(
+        make_node("live").gpus(1).telemetry(), make_node("old").gpus(1).telemetry(age_s=3600)
+    )
+    d = Engine("ballast").decide(snap, make_pod("p").gpu(1).obj, now=NOW)
+    assert (d.stale, d.chosen_stale) == (1, d.node == "old")
+    assert "1/2 feasible nodes have stale or missing telemetry" in d.message()
+    snap = snapshot(make_node("live").gpus(1).telemetry())
+    d = Engine("ballast").decide(snap, make_pod("p").gpu(1).obj, now=NOW)
+    assert d.stale == 0 and "stale" not in d.message()
+    # A profile that ignores telemetry never calls anything stale.
+    d = Engine("kube-default").decide(snap, make_pod("p").gpu(1).obj, now=NOW)
+    assert d.stale == 0 and not d.chosen_stale
+
+
+def test_a_burst_spreads_over_nodes_that_reported_idle() -> None:
+    """Pods bound after a report count as load, so the telemetry score moves on."""
+    snap = snapshot(*(make_node(f"n{i}").gpus(4).telemetry() for i in range(2)))
+    # Packing would put both on one node; telemetry outweighs it here.
+    engine = Engine("ballast", {"s": ClassPolicy("s", placement=ScoringPolicy(
+        weights={"GPUTelemetry": 10}))})  # fmt: skip
+    placed = []
+    for i in range(2):
+        pod = make_pod(f"p{i}").gpu(2).cls("s").obj
+        d = engine.decide(snap, pod, now=NOW)
+        assert d.node is not None
+        snap.assume(pod, d.node, d.gpus, start_time=0.0)
+        placed.append(d.node)
+    assert sorted(placed) == ["n0", "n1"]
+
+
 def test_class_weights_and_spread_mode() -> None:
     engine = Engine(
         "ballast",

@@ -72,13 +72,32 @@ def test_telemetry_freshness_and_sick_gpus_read_as_full() -> None:
     snap = snapshot(make_node("a").gpus(2).telemetry(sick=(1,)), make_node("b").gpus(2))
     fresh = snap.freshness(NOW, 60)
     assert fresh[snap.row("a")] and not fresh[snap.row("b")]
-    sick = snap.sick_fresh(fresh)
+    sick = snap.known_sick()
     view = snap.usable_free(sick)
     assert view[snap.row("a")].tolist()[:2] == [1000, 0]
     assert snap.free[snap.row("a")].tolist()[:2] == [1000, 1000]
     assert snap.usable_free(()) is snap.free
     stale = snap.freshness(NOW + 3600, 60)
-    assert snap.sick_fresh(stale) == ()
+    assert not stale.any() and snap.known_sick() == (snap.row("a"),)  # last known health holds
+    snap.set_telemetry("a", None)
+    assert snap.known_sick() == ()
+
+
+def test_gpus_allocated_since_the_report_count_as_load() -> None:
+    snap = snapshot(make_node("a").gpus(4).telemetry(), make_node("b").gpus(4))
+    rows = snap.rows()
+    assert snap.load_since_report(rows).tolist() == [0.0, 0.0]
+    snap.assume(make_pod("p").gpu(2).obj, "a", (0, 1), start_time=0.0)
+    snap.assume(make_pod("q").gpu(1).obj, "b", (0,), start_time=0.0)
+    # Half of a's capacity was allocated after its report; b has no report.
+    assert snap.load_since_report(rows).tolist() == [0.5, 0.0]
+    snap.update_node(make_node("a").gpus(4).telemetry().obj)  # the same report again
+    assert snap.load_since_report(rows).tolist() == [0.5, 0.0]
+    fresh = make_node("a").gpus(4).telemetry(age_s=-5).obj.telemetry
+    snap.set_telemetry("a", fresh)
+    assert snap.load_since_report(rows).tolist() == [0.0, 0.0]
+    snap.forget(next(iter(snap.row_pods[snap.row("a")])))
+    assert snap.load_since_report(rows).tolist() == [0.0, 0.0]  # freed GPUs never go negative
 
 
 def test_cache_index_tracks_puts_and_evictions() -> None:

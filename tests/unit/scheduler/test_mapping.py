@@ -121,6 +121,18 @@ def test_class_weights_scale_profile_defaults() -> None:
     )
 
 
+def test_require_fresh_telemetry() -> None:
+    strict = mapping.class_policy("a", {"tier": "Interactive",
+                                        "placement": {"requireFreshTelemetry": True}})  # fmt: skip
+    assert strict.placement.require_fresh_telemetry
+    assert not mapping.class_policy("b", {"tier": "Offline"}).placement.require_fresh_telemetry
+    # Only a real boolean true fails closed (the schema rejects the rest; be safe anyway).
+    odd = mapping.class_policy(
+        "c", {"tier": "Offline", "placement": {"requireFreshTelemetry": "yes"}}
+    )
+    assert not odd.placement.require_fresh_telemetry
+
+
 def test_class_policy_fields() -> None:
     c = mapping.class_policy(
         "chat",

@@ -100,7 +100,8 @@ def gpu_ids(actions: RecordingActions) -> str:
         ("no record", None, "0"),
         ("healthy record", record("n", [True, True]), "0"),
         ("GPU 0 unhealthy", record("n", [False, True]), "1"),
-        ("GPU 0 unhealthy but stale", record("n", [False, True], age_s=31), "0"),
+        # The last report's health holds after it goes stale: GPU 0 stays out.
+        ("GPU 0 unhealthy, report stale", record("n", [False, True], age_s=31), "1"),
         ("GPU 0 unhealthy, fresh for 3 intervals", record("n", [False, True], age_s=29), "1"),
         ("garbage", record("n", [False, True], updateTime="soon"), "0"),
     ],

@@ -299,6 +299,16 @@ class Placement(ApiModel):
     residency: Residency | None = Field(
         default=None, description="Data-residency constraints: only matching nodes are used."
     )
+    require_fresh_telemetry: bool = Field(
+        default=False,
+        description=(
+            "Fail closed on telemetry: when true, pods of the class go only to nodes whose GPU "
+            "telemetry (the node agent's GPUNodeTelemetry record) is fresh; a node whose record "
+            "is older than its freshness limit, or missing, is filtered out as 'stale "
+            "telemetry'. When false (the default) such a node is scored neutral and the "
+            "decision says so."
+        ),
+    )
 
 
 class ScalingBehavior(ApiModel):

@@ -2,8 +2,11 @@
 
 Raw score, from the node's mean over its GPUs:
 ``memory_weight * free_memory_fraction + utilization_weight * (1 - utilization)
-- throttle_weight * throttled_fraction``. Nodes with stale or missing
-telemetry get the middle of the range: neutral, neither rewarded nor punished.
+- throttle_weight * throttled_fraction``. GPUs allocated since the report
+(pods bound after it) count as fully used and their memory as taken, so a
+burst of decisions between two reports spreads instead of piling onto the
+node that looked idle. Nodes with stale or missing telemetry get the middle
+of the range: neutral, neither rewarded nor punished.
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ class GPUTelemetry:
     def score(self, state: CycleState, nodes: IntArray) -> Scores:
         """Weighted telemetry; neutral for nodes whose telemetry is stale or missing."""
         snap, a = state.snapshot, self.args
+        since = snap.load_since_report(nodes)
         raw = (
-            a.memory_weight * snap.tele_mem_free[nodes]
-            + a.utilization_weight * (1.0 - snap.tele_util[nodes])
+            a.memory_weight * np.clip(snap.tele_mem_free[nodes] - since, 0.0, 1.0)
+            + a.utilization_weight * (1.0 - np.clip(snap.tele_util[nodes] + since, 0.0, 1.0))
             - a.throttle_weight * snap.tele_throttled[nodes]
         )
         fresh = state.fresh[nodes]

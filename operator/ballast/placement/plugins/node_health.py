@@ -1,10 +1,15 @@
-"""NodeHealth: cordoned nodes, and GPUs that fresh telemetry reports unhealthy.
+"""NodeHealth: cordoned nodes, unhealthy GPUs, and (for classes that ask) stale telemetry.
 
-A GPU is unhealthy when the node agent says so or counts XID errors. Only
-fresh telemetry counts (the engine's ``telemetry_max_age_s``): stale or
-missing data never blocks a node. A GPU pod is rejected as ``unhealthy`` when
-it would fit on the node's GPUs but not on its healthy ones, so the summary
-names the real cause rather than a lack of GPUs.
+A GPU is unhealthy when the node agent's latest report says so (its health
+table: fatal XIDs, uncorrected ECC, row-remap failure, sustained hardware
+slowdown, a lost GPU). A report that has gone stale still keeps its unhealthy
+GPUs out of use; it never makes a node worse than that. A GPU pod is rejected
+as ``unhealthy`` when it would fit on the node's GPUs but not on its healthy
+ones, so the summary names the real cause rather than a lack of GPUs.
+
+Stale or missing telemetry never blocks a node, except for a class with
+``placement.requireFreshTelemetry``: its pods reject such nodes as
+``stale telemetry`` (fail closed).
 """
 
 from __future__ import annotations
@@ -29,15 +34,21 @@ class NodeHealth:
     """Filter: node and GPU health."""
 
     name: str = NAME
-    reasons: tuple[Reason, ...] = (Reason("unschedulable"), Reason("unhealthy"))
+    reasons: tuple[Reason, ...] = (
+        Reason("unschedulable"),
+        Reason("unhealthy"),
+        Reason("stale telemetry"),
+    )
 
     def __init__(self, args: Args) -> None:
         self.args = args
 
     def filter(self, state: CycleState, nodes: IntArray) -> Codes:
-        """Reject cordoned nodes, and nodes whose healthy GPUs cannot hold the pod."""
+        """Reject cordoned nodes, stale ones (if the class asks), and nodes too sick for the pod."""
         snap, pod = state.snapshot, state.pod
         codes = snap.unschedulable[nodes].astype(np.uint8)
+        if state.telemetry and state.cls.placement.require_fresh_telemetry:
+            codes[(codes == 0) & ~state.fresh[nodes]] = 3
         if state.free is snap.free or not (pod.gpus or pod.gpu_milli):
             return codes
         for i in np.flatnonzero(np.isin(nodes, state.sick)):
