@@ -22,6 +22,8 @@ from collections.abc import Callable
 import orjson
 from prometheus_client import start_http_server
 
+from ballast.agent.attribution import DEFAULT_POD_RESOURCES_SOCKET as DEFAULT_SOCKET
+from ballast.agent.attributor import MODES, Attributor
 from ballast.agent.collector import Collector
 from ballast.agent.events import XidWatcher
 from ballast.agent.exporter import build_registry
@@ -75,8 +77,54 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-events", action="store_true", help="do not wait for XID events")
     parser.add_argument(
+        "--attribution",
+        choices=MODES,
+        default="auto",
+        help="GPU-to-pod attribution: auto (the kubelet's pod-resources, else the pods' "
+        "ballast.dev/gpu-ids), pod-resources, ballast, or off",
+    )
+    parser.add_argument(
+        "--pod-resources-socket",
+        default=DEFAULT_SOCKET,
+        help=f"the kubelet's pod-resources socket (default {DEFAULT_SOCKET})",
+    )
+    parser.add_argument(
         "--once", action="store_true", help="collect once, print the record and exit"
     )
+
+
+def _attributor(args: argparse.Namespace, collector: Collector) -> Attributor | None:
+    """The attribution thread for ``--attribution``; None when off or nothing to ask."""
+    mode = args.attribution
+    if mode == "off":
+        return None
+    pod_resources = None
+    if mode in ("auto", "pod-resources"):
+        from ballast.agent.podresources import PodResourcesClient  # grpc only when asked
+
+        pod_resources = PodResourcesClient(args.pod_resources_socket)
+    pods = None
+    if mode in ("auto", "ballast"):
+        if not args.node_name:
+            (log.error if mode == "ballast" else log.info)(
+                "no --node-name ($NODE_NAME): Ballast's GPU assignment is not read"
+            )
+        else:
+            from ballast.agent.nodepods import NodePods
+            from ballast.kube.raw import Kube
+
+            try:
+                kube = Kube.connect(args.kubeconfig)
+            except Exception as exc:  # no kubeconfig, not in a cluster
+                (log.error if mode == "ballast" else log.info)(
+                    "no API access: Ballast's GPU assignment is not read", extra=kv(error=exc)
+                )
+            else:
+                pods = NodePods(kube, args.node_name)
+                pods.start()
+    if pod_resources is None and pods is None:
+        return None
+    return Attributor(collector, args.interval, pod_resources=pod_resources, pods=pods)
 
 
 def _node_patcher(name: str, kubeconfig: str | None) -> Callable[[str], None]:
@@ -128,13 +176,19 @@ def run(args: argparse.Namespace) -> int:
         clock, record_out=args.record_out, patch_node=patch, heartbeat_s=args.heartbeat,
         write_record=write_record,
     )  # fmt: skip
+    attributor = _attributor(args, collector)
     if args.once:
         snap = collector.collect()
+        if attributor is not None:
+            if attributor.pods is not None:
+                attributor.pods.wait_synced(5.0)
+            attributor.refresh()
+            snap = collector.snapshot()
         publisher.publish(snap)
         print(orjson.dumps(to_record(snap).as_dict()).decode())
         return 0 if snap.nvml_available else 1
     collector.listeners.append(publisher.publish)
-    registry, collect_seconds = build_registry(collector, args.hostname, publisher)
+    registry, collect_seconds = build_registry(collector, args.hostname, publisher, attributor)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
     log.info(
@@ -150,6 +204,8 @@ def run(args: argparse.Namespace) -> int:
         collector.collect()  # first reading before the watcher needs handles
         if watcher is not None:
             watcher.start()
+        if attributor is not None:
+            attributor.start()
         await loop(collector, publisher, clock, args.interval, stop, collect_seconds.observe)
 
     try:
@@ -158,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
         if watcher is not None:
             watcher.stop()
             watcher.join(timeout=2)
+        if attributor is not None:
+            attributor.stop()
         collector.nvml.shutdown()
     log.info("agent stopped")
     return 0

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ballast.agent import health
+from ballast.agent.attribution import Owner
 from ballast.clock import Clock
 from ballast.logs import kv
 from ballast.telemetry.nvml import (
@@ -58,6 +59,7 @@ class GPUSample:
     last_xid: int = 0
     xid_count: int = 0
     health: health.Health = health.HEALTHY
+    pods: tuple[Owner, ...] = ()  # who holds the GPU (ballast.agent.attribution), sorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ class Collector:
         self._unsupported: set[tuple[str, str]] = set()
         self._problems: Counter[tuple[str, str, int]] = Counter()
         self._handles: dict[int, tuple[Handle, int, str]] = {}
+        self._pods: dict[str, tuple[Owner, ...]] = {}  # by GPU UUID, from set_pods
         self.generation = 0  # bumped when the set of GPU handles changes
 
     # -- read side ---------------------------------------------------------
@@ -254,8 +257,33 @@ class Collector:
         mem.state = health.advance(mem.state, signals, now)
         verdict = health.evaluate(mem.state, signals, now, self.slowdown_sustain_s)
         return dataclasses.replace(
-            sample, last_xid=mem.last_xid, xid_count=mem.xid_count, health=verdict
+            sample,
+            last_xid=mem.last_xid,
+            xid_count=mem.xid_count,
+            health=verdict,
+            pods=self._pods.get(uuid, ()),
         )
+
+    # -- attribution -------------------------------------------------------
+
+    def set_pods(self, by_uuid: dict[str, tuple[Owner, ...]]) -> bool:
+        """Attribute GPUs to pods (by UUID) from now on; tell the listeners if that changed.
+
+        Applied to the current snapshot at once and to every later
+        collection, until the next call. Returns whether anything changed.
+        """
+        with self._lock:
+            self._pods = dict(by_uuid)
+            gpus = tuple(
+                dataclasses.replace(g, pods=self._pods.get(g.uuid, ())) for g in self._snapshot.gpus
+            )
+            if gpus == self._snapshot.gpus:
+                return False
+            snap = dataclasses.replace(self._snapshot, gpus=gpus)
+            self._snapshot = snap
+        for listener in list(self.listeners):
+            listener(snap)
+        return True
 
     # -- events ------------------------------------------------------------
 

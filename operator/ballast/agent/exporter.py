@@ -15,10 +15,16 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as _PromCollector
 
+from ballast.agent.attributor import Attributor
 from ballast.agent.collector import Collector, GPUSample
 from ballast.agent.record import MIB, Publisher
 
 GPU_LABELS = ["gpu", "UUID", "device", "modelName", "Hostname"]
+# dcgm-exporter's pod labels: the attributed pod, "" when none (the first owner
+# when several pods share the GPU; ballast_agent_gpu_pod_info lists them all).
+POD_LABELS = ["container", "namespace", "pod"]
+DCGM_LABELS = [*GPU_LABELS, *POD_LABELS]
+POD_NONE = ("", "", "")
 
 # name, help, value from a sample (None: not exported for that GPU)
 _DCGM: list[tuple[str, str, Callable[[GPUSample], float | None]]] = [
@@ -76,17 +82,30 @@ _DCGM: list[tuple[str, str, Callable[[GPUSample], float | None]]] = [
 class AgentMetrics(_PromCollector):
     """Renders a :class:`Collector`'s snapshot and problem counts at scrape time."""
 
-    def __init__(self, collector: Collector, hostname: str, publisher: Publisher | None) -> None:
+    def __init__(
+        self,
+        collector: Collector,
+        hostname: str,
+        publisher: Publisher | None,
+        attributor: Attributor | None = None,
+    ) -> None:
         self.collector = collector
         self.hostname = hostname
         self.publisher = publisher
+        self.attributor = attributor
 
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family for the current snapshot."""
         snap = self.collector.snapshot()
         families = {
-            name: GaugeMetricFamily(name, help_, labels=GPU_LABELS) for name, help_, _ in _DCGM
+            name: GaugeMetricFamily(name, help_, labels=DCGM_LABELS) for name, help_, _ in _DCGM
         }
+        pod_info = GaugeMetricFamily(
+            "ballast_agent_gpu_pod_info",
+            "1 for each container holding the GPU, by source (pod-resources: the kubelet; "
+            "ballast: the pod's ballast.dev/gpu-ids).",
+            labels=[*GPU_LABELS, *POD_LABELS, "source"],
+        )
         healthy = GaugeMetricFamily(
             "ballast_agent_gpu_healthy",
             "1 if the GPU passes every row of the health table (docs/agent.md), else 0.",
@@ -99,16 +118,26 @@ class AgentMetrics(_PromCollector):
         )
         for g in snap.gpus:
             labels = [str(g.index), g.uuid, f"nvidia{g.index}", g.name, self.hostname]
+            first = g.pods[0] if g.pods else None
+            dcgm = [
+                *labels,
+                *((first.container, first.namespace, first.pod) if first else POD_NONE),
+            ]
             for name, _, value in _DCGM:
                 v = None if g.lost else value(g)
                 if v is not None:
-                    families[name].add_metric(labels, float(v))
+                    families[name].add_metric(dcgm, float(v))
+            for o in g.pods:
+                pod_info.add_metric([*labels, o.container, o.namespace, o.pod, o.source], 1.0)
             healthy.add_metric(labels, 1.0 if g.health.healthy else 0.0)
             for r in g.health.reasons:
                 reasons.add_metric([*labels, r], 1.0)
         yield from families.values()
         yield healthy
         yield reasons
+        yield pod_info
+        if self.attributor is not None:
+            yield from _attribution_metrics(self.attributor)
         yield GaugeMetricFamily(
             "ballast_agent_nvml_available",
             "1 while NVML is initialised and answering.",
@@ -143,12 +172,40 @@ class AgentMetrics(_PromCollector):
             yield failures
 
 
+def _attribution_metrics(attributor: Attributor) -> Iterator[Metric]:
+    yield CounterMetricFamily(
+        "ballast_agent_attribution_conflicts",
+        "Pods whose GPUs per the kubelet's pod-resources differ from their ballast.dev/gpu-ids "
+        "(counted when a disagreement appears; the kubelet's allocation wins).",
+        value=float(attributor.conflicts_total),
+    )
+    available = attributor.pod_resources_available()
+    if available is not None:
+        yield GaugeMetricFamily(
+            "ballast_agent_pod_resources_available",
+            "1 while the kubelet's pod-resources socket answers List.",
+            value=1.0 if available else 0.0,
+        )
+    if attributor.pods is not None:
+        requests = CounterMetricFamily(
+            "ballast_agent_pod_api_requests",
+            "Kubernetes API requests for this node's pods (list pages and watches).",
+            labels=["verb"],
+        )
+        for verb, n in sorted(attributor.pods.request_counts().items()):
+            requests.add_metric([verb], float(n))
+        yield requests
+
+
 def build_registry(
-    collector: Collector, hostname: str, publisher: Publisher | None = None
+    collector: Collector,
+    hostname: str,
+    publisher: Publisher | None = None,
+    attributor: Attributor | None = None,
 ) -> tuple[CollectorRegistry, Histogram]:
     """A registry with the agent's metrics, and the collection-time histogram to observe."""
     registry = CollectorRegistry()
-    registry.register(AgentMetrics(collector, hostname, publisher))
+    registry.register(AgentMetrics(collector, hostname, publisher, attributor))
     collect_seconds = Histogram(
         "ballast_agent_collect_seconds",
         "Time to read every GPU once through NVML.",

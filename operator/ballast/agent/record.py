@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from ballast.agent.attribution import MAX_OWNERS, Owner
 from ballast.agent.collector import Snapshot
 from ballast.api.wellknown import (
     API_VERSION,
@@ -132,6 +133,7 @@ class Publisher:
         self._published_at: float | None = None
         self.write_record = write_record
         self._record_published: tuple[NodeTelemetry | None, float | None] = (None, None)
+        self._record_pods: tuple[tuple[Owner, ...], ...] | None = None  # owners last written
 
     def publish(self, snap: Snapshot) -> None:
         """Write what is due for ``snap``; never raises (failures are counted and logged)."""
@@ -167,6 +169,9 @@ class Publisher:
         now = self.clock.monotonic()
         last, at = self._record_published
         due = at is None or now - at >= self.heartbeat_s
+        pods = tuple(g.pods for g in snap.gpus)
+        if pods != self._record_pods:
+            due = True  # a GPU changed hands: the scheduler must see it now
         if not due and not meaningful_change(last, record, self.thresholds):
             return
         try:
@@ -177,6 +182,7 @@ class Publisher:
             return
         self.writes["record"] += 1
         self._record_published = (record, now)
+        self._record_pods = pods
 
 
 def record_status(snap: Snapshot, node_name: str, interval_s: float) -> dict[str, Any]:
@@ -197,6 +203,16 @@ def record_status(snap: Snapshot, node_name: str, interval_s: float) -> dict[str
         }
         if g.health.reasons:
             gpu["unhealthyReasons"] = [x[:64] for x in g.health.reasons[:16]]
+        if g.pods:
+            gpu["pods"] = [
+                {
+                    "namespace": o.namespace[:63],
+                    "name": o.pod[:253],
+                    "container": o.container[:63],
+                    "source": o.source,
+                }
+                for o in g.pods[:MAX_OWNERS]
+            ]
         gpus.append(gpu)
     return {
         "nodeName": node_name,

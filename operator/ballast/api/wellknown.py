@@ -62,6 +62,8 @@ ANNOTATION_TELEMETRY = f"{GROUP}/gpu-telemetry"
 ANNOTATION_MODELS = f"{GROUP}/models"
 ANNOTATION_DATASETS = f"{GROUP}/datasets"
 ANNOTATION_GPU_MILLI = f"{GROUP}/gpu-milli"
+# On a bound pod: the node's GPU indices the scheduler gave it ("0,3").
+ANNOTATION_GPU_IDS = f"{GROUP}/gpu-ids"
 ANNOTATION_CHECKPOINT_REQUEST = f"{GROUP}/checkpoint-requested-at"
 TAINT_POOL = f"{GROUP}/pool"
 # On a pool member: "true" when classes outside the pool may borrow its idle
@@ -263,3 +265,22 @@ def parse_gpu_milli(raw: str | None) -> Parsed[int]:
     if not 1 <= value <= 1000:
         return Parsed(0, [f"{ANNOTATION_GPU_MILLI}: {value} is outside 1..1000"])
     return Parsed(value)
+
+
+def parse_gpu_ids(raw: str | None) -> Parsed[tuple[int, ...] | None]:
+    """Parse ``ballast.dev/gpu-ids``: the GPU indices recorded on a bound pod.
+
+    ``value`` is None when the annotation is absent; anything that is not a
+    comma-separated list of at most 64 distinct non-negative integers is a
+    problem and gives ``()``. Range and collisions are checked against the
+    node by the caller, which knows it.
+    """
+    if raw is None:
+        return Parsed(None)
+    parts = [x.strip() for x in raw.split(",") if x.strip()]
+    if len(parts) > 64 or not all(x.isascii() and x.isdigit() and len(x) <= 4 for x in parts):
+        return Parsed((), [f"{ANNOTATION_GPU_IDS} {raw[:64]!r} is not a list of GPU indices"])
+    ids = tuple(int(x) for x in parts)
+    if len(set(ids)) != len(ids):
+        return Parsed((), [f"{ANNOTATION_GPU_IDS} {raw!r} names a GPU twice"])
+    return Parsed(ids)

@@ -256,20 +256,12 @@ def gpu_ids(pod: Mapping[str, Any]) -> Mapped:
     """The GPU indices recorded on a bound pod (``ballast.dev/gpu-ids``).
 
     ``value`` is a tuple of ints, or None when the annotation is absent;
-    anything that is not a comma-separated list of at most 64 distinct
-    non-negative integers is a problem and gives ``()``. Range and collisions
-    are checked against the node by the caller, which knows it.
+    see :func:`ballast.api.wellknown.parse_gpu_ids` (shared with the node
+    agent) for what is accepted.
     """
     raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(GPU_IDS_ANNOTATION)
-    if raw is None:
-        return Mapped(None)
-    parts = [x.strip() for x in str(raw).split(",") if x.strip()]
-    if len(parts) > 64 or not all(x.isascii() and x.isdigit() and len(x) <= 4 for x in parts):
-        return Mapped((), [f"{GPU_IDS_ANNOTATION} {str(raw)[:64]!r} is not a list of GPU indices"])
-    ids = tuple(int(x) for x in parts)
-    if len(set(ids)) != len(ids):
-        return Mapped((), [f"{GPU_IDS_ANNOTATION} {raw!r} names a GPU twice"])
-    return Mapped(ids)
+    parsed = wk.parse_gpu_ids(None if raw is None else str(raw))
+    return Mapped(parsed.value, parsed.problems)
 
 
-GPU_IDS_ANNOTATION = f"{wk.GROUP}/gpu-ids"
+GPU_IDS_ANNOTATION = wk.ANNOTATION_GPU_IDS

@@ -165,8 +165,8 @@ def test_exporter_series_follow_the_gpus(gpus, collector: Collector) -> None:
     collector.collect()
     text = generate_latest(registry).decode()
     assert (
-        'DCGM_FI_DEV_GPU_UTIL{Hostname="node-a",UUID="GPU-aaaa",device="nvidia0",gpu="0",'
-        'modelName="NVIDIA H100 80GB HBM3"} 37.0' in text
+        'DCGM_FI_DEV_GPU_UTIL{Hostname="node-a",UUID="GPU-aaaa",container="",device="nvidia0",'
+        'gpu="0",modelName="NVIDIA H100 80GB HBM3",namespace="",pod=""} 37.0' in text
     )
     assert 'DCGM_FI_DEV_FB_USED{Hostname="node-a",UUID="GPU-aaaa"' in text
     assert "ballast_agent_nvml_available 1.0" in text

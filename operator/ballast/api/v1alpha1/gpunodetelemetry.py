@@ -9,7 +9,7 @@ writes the Node object, so Node watchers are not woken by telemetry.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -18,6 +18,25 @@ from ballast.api.v1alpha1.common import ApiModel, format_validation_error
 
 MAX_GPUS = 64
 MAX_REASONS = 16
+MAX_PODS = 32  # owners listed per GPU
+
+
+class GPUNodeTelemetryPod(ApiModel):
+    """A container that holds (a share of) the GPU."""
+
+    namespace: str = Field(max_length=63, description="The pod's namespace.")
+    name: str = Field(max_length=253, description="The pod's name.")
+    container: str = Field(
+        default="",
+        max_length=63,
+        description="The container holding the GPU (empty when the source does not say).",
+    )
+    source: Literal["pod-resources", "ballast"] = Field(
+        description="Who says so: pod-resources (the kubelet's device allocation, the truth on "
+        "a node with a device plugin) or ballast (the pod's ballast.dev/gpu-ids, used where the "
+        "kubelet does not report the pod with GPUs). Where the two disagree about a pod, only "
+        "the kubelet's allocation is listed."
+    )
 
 
 class GPUNodeTelemetryGPU(ApiModel):
@@ -58,6 +77,12 @@ class GPUNodeTelemetryGPU(ApiModel):
     )
     xid_errors: int = Field(
         default=0, ge=0, description="XID events seen on this GPU since the agent started."
+    )
+    pods: list[GPUNodeTelemetryPod] | None = Field(
+        default=None,
+        max_length=MAX_PODS,
+        description="The containers holding this GPU, as the node agent attributes them "
+        "(absent: none, or attribution is off). Sorted; at most 32.",
     )
 
 
