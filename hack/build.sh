@@ -3,6 +3,11 @@
 # this folder into OUT (a cache folder outside the repository). Called by
 # `ballast cluster build`, which picks OUT from a hash of these files.
 # Usage: hack/build.sh OUT [component...]   components: k8s etcd kwok helm
+# >>> tool prometheus
+# A tool, built only when named, into its own cache folder (`hack/build.sh OUT prometheus`):
+# its wrapper module and this section are keyed apart from the control plane, so a change
+# here never rebuilds Kubernetes (operator/ballast/localcluster/tools.py).
+# <<< tool prometheus
 set -euo pipefail
 # Everything runs inside main, which bash parses whole before running: an
 # edit to this file while a long build runs cannot change what it does.
@@ -46,6 +51,19 @@ main() {
         v=$(module_version helm.sh/helm/v3 helm)
         (cd "$here/helm" && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$v" -o "$out/helm" helm.sh/helm/v3/cmd/helm)
         ;;
+      # >>> tool prometheus
+      prometheus)
+        # remove_all_sd: only the file and static service discovery that Ballast writes;
+        # no cloud SDKs in the binaries. The version is the module's VERSION file.
+        dir=$(cd "$here/prometheus" && go list -m -f '{{.Dir}}' github.com/prometheus/prometheus)
+        when=$(cd "$here/prometheus" && go list -m -f '{{.Time.UTC.Format "20060102-15:04:05"}}' github.com/prometheus/prometheus)
+        p=github.com/prometheus/common/version
+        ld="-X $p.Version=$(cat "$dir/VERSION") -X $p.Revision=$(module_version github.com/prometheus/prometheus prometheus)"
+        ld+=" -X $p.Branch=HEAD -X $p.BuildUser=ballast@hack -X $p.BuildDate=$when"
+        (cd "$here/prometheus" && go build -tags remove_all_sd,netgo -trimpath -ldflags "-s -w $ld" -o "$out/" \
+          github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool)
+        ;;
+      # <<< tool prometheus
       *) echo "unknown component $c" >&2; exit 2 ;;
     esac
   done

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from ballast.localcluster import binaries as b
+from ballast.localcluster import tools as t
 from ballast.localcluster.errors import BuildError, GoMissingError, MissingBinariesError
 
 BUILD_SH = """\
@@ -140,3 +141,74 @@ def test_adopt_moves_a_finished_build_into_place(hack: Path, tmp_path: Path) -> 
     assert final == b.resolve_bin_dir()
     assert orjson.loads((final / b.MANIFEST).read_bytes())["buildSeconds"] == 427.0
     assert b.build() == final and runs(hack) == 0
+
+
+# -- tools keyed apart from the control plane (ballast.localcluster.tools) ------------------
+
+TOOL_SECTION = """\
+# >>> tool prometheus
+if [ "${2:-}" = prometheus ]; then
+  echo "==> building prometheus into $out"
+  echo tool >> "$(dirname "$0")/tool-runs"
+  for b in prometheus promtool; do printf '#!/bin/sh\\n' > "$out/$b"; chmod +x "$out/$b"; done
+  exit 0
+fi
+# <<< tool prometheus
+"""
+
+
+def _add_tool(hack: Path) -> None:
+    """A Prometheus wrapper folder and its section of build.sh, as in the real hack/."""
+    (hack / "prometheus").mkdir()
+    (hack / "prometheus" / "go.mod").write_text(
+        "module prom\n\ngo 1.26.7\n\nrequire github.com/prometheus/prometheus v0.316.0\n"
+    )
+    (hack / "prometheus" / "go.sum").write_text("prom sums\n")
+    (hack / "prometheus" / "tools.go").write_text("package tools\n")
+    script = (hack / "build.sh").read_text()
+    head, rest = script.split("out=$1\n", 1)
+    (hack / "build.sh").write_text(f"{head}out=$1\n{TOOL_SECTION}{rest}")
+
+
+def test_a_tool_never_changes_the_control_plane_key(hack: Path) -> None:
+    key = b.build_key(hack)
+    _add_tool(hack)
+    assert b.build_key(hack) == key  # its folder and its build.sh section are cut out
+    assert "prometheus/go.mod" not in [p.relative_to(hack).as_posix() for p in b.hack_files(hack)]
+    tool = t.tool_key(hack, t.PROMETHEUS)
+    assert re.fullmatch(r"prometheus-v0\.316\.0-[0-9a-f]{12}", tool)
+    (hack / "prometheus" / "go.sum").write_text("prom sums, bumped\n")
+    assert b.build_key(hack) == key and t.tool_key(hack, t.PROMETHEUS) != tool
+    tool = t.tool_key(hack, t.PROMETHEUS)
+    script = (hack / "build.sh").read_text()
+    (hack / "build.sh").write_text(script.replace("tool-runs", "tool-runs2"))
+    assert b.build_key(hack) == key and t.tool_key(hack, t.PROMETHEUS) != tool
+    tool = t.tool_key(hack, t.PROMETHEUS)
+    # The shared part of build.sh decides both builds.
+    (hack / "build.sh").write_text(script.replace("set -euo pipefail", "set -eu -o pipefail"))
+    assert b.build_key(hack) != key and t.tool_key(hack, t.PROMETHEUS) != tool
+
+
+def test_tool_build_then_reuse_and_resolve(hack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _add_tool(hack)
+    with pytest.raises(MissingBinariesError, match="ballast cluster build"):
+        t.resolve(t.PROMETHEUS)
+    out = t.build(t.PROMETHEUS)
+    assert out == b.cache_dir() / "tools" / t.tool_key(hack, t.PROMETHEUS)
+    assert t.missing(t.PROMETHEUS, out) == [] and runs(hack) == 0  # control plane not built
+    assert t.build(t.PROMETHEUS) == out
+    assert len((hack / "tool-runs").read_text().splitlines()) == 1  # cached
+    assert t.binary(t.PROMETHEUS, "promtool") == out / "promtool"
+    manifest = orjson.loads((out / t.MANIFEST).read_bytes())
+    assert manifest["version"] == "v0.316.0" and manifest["digest"] == t.tool_digest(
+        hack, t.PROMETHEUS
+    )
+    monkeypatch.setenv("PATH", "/nonexistent")  # without Go: the build of the same inputs
+    assert t.resolve(t.PROMETHEUS) == out
+
+
+def test_tool_without_its_section_is_an_error(hack: Path) -> None:
+    (hack / "prometheus").mkdir()
+    (hack / "prometheus" / "go.mod").write_text("module prom\n")
+    with pytest.raises(BuildError, match="# >>> tool prometheus"):
+        t.tool_key(hack, t.PROMETHEUS)

@@ -3,10 +3,17 @@
 The binaries are built from the pinned Go wrapper modules in ``hack/`` by
 ``hack/build.sh`` into ``<cache>/bin/<key>/``. The key is the Kubernetes
 version plus a short sha256 over everything that decides what gets built
-(``hack/**/{go.mod,go.sum,*.go}``, ``hack/build.sh`` and ``go version``), so a
-change to a pin or to the Go toolchain gives a new directory and an old one is
-never reused by mistake. A complete directory holds all of :data:`BINARIES`
-and a ``ballast-bins.json`` manifest.
+(``{go.mod,go.sum,*.go}`` of the :data:`CONTROL_PLANE_MODULES` wrappers and the
+selected ``hack/k8s*``, ``hack/build.sh`` and ``go version``), so a change to a
+pin or to the Go toolchain gives a new directory and an old one is never reused
+by mistake. A complete directory holds all of :data:`BINARIES` and a
+``ballast-bins.json`` manifest.
+
+Tools (Prometheus, promtool) are built by the same script but keyed and cached
+apart (:mod:`ballast.localcluster.tools`): their wrapper folders are not
+inputs here, and their sections of ``build.sh`` (between ``# >>> tool NAME``
+and ``# <<< tool NAME``) are cut out before ``build.sh`` is hashed, so adding
+or changing a tool never rebuilds Kubernetes.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ BINARIES: tuple[str, ...] = (
     "kwok",
     "helm",
 )
+# The wrapper folders (beside the selected hack/k8s*) whose files key the control plane.
+CONTROL_PLANE_MODULES: tuple[str, ...] = ("etcd", "helm", "kwok")
 MANIFEST = "ballast-bins.json"
 PROGRESS_EVERY_S = 30.0  # a "still building" line this often during a build
 ENV_CACHE = "BALLAST_CACHE"
@@ -51,6 +60,8 @@ ENV_K8S_VERSION = "BALLAST_K8S_VERSION"
 
 _K8S_REQUIRE = re.compile(r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\d+\.\d+\.\d+\S*)", re.M)
 _GO_DIRECTIVE = re.compile(r"^go\s+(\d+\.\d+(?:\.\d+)?)", re.M)
+# A tool's own lines in build.sh (the marker lines included).
+_TOOL_SECTION = re.compile(r"^[ \t]*# >>> tool (\S+)\n.*?^[ \t]*# <<< tool \1\n", re.M | re.S)
 
 
 def cache_dir() -> Path:
@@ -110,28 +121,56 @@ def minimum_go(hack: Path) -> str:
     return ".".join(str(x) for x in max(versions)) if versions else "1.24"
 
 
-def hack_files(hack: Path) -> list[Path]:
-    """Every file whose content decides what the build produces, in a stable order."""
-    files = {hack / "build.sh"}
-    selected = k8s_module(hack)
-    for pattern in ("go.mod", "go.sum", "*.go"):
-        files.update(
-            p
-            for p in hack.rglob(pattern)
-            # Only the selected Kubernetes wrapper decides this build.
-            if not p.relative_to(hack).parts[0].startswith("k8s")
-            or p.relative_to(hack).parts[0] == selected
-        )
+def module_files(hack: Path, *modules: str) -> list[Path]:
+    """``{go.mod,go.sum,*.go}`` under the named wrapper folders of ``hack/``."""
+    files: set[Path] = set()
+    for module in modules:
+        for pattern in ("go.mod", "go.sum", "*.go"):
+            files.update((hack / module).rglob(pattern))
     return sorted(files, key=lambda p: p.relative_to(hack).as_posix())
+
+
+def hack_files(hack: Path) -> list[Path]:
+    """Every file whose content decides what the control-plane build produces, stably ordered.
+
+    ``build.sh`` is one of them, hashed without its tool sections (:func:`script_bytes`).
+    """
+    # Only the selected Kubernetes wrapper decides this build; tool folders never do.
+    files = [hack / "build.sh", *module_files(hack, *CONTROL_PLANE_MODULES, k8s_module(hack))]
+    return sorted(files, key=lambda p: p.relative_to(hack).as_posix())
+
+
+def tool_sections(script: str) -> dict[str, str]:
+    """The ``# >>> tool NAME`` ... ``# <<< tool NAME`` blocks of ``build.sh``, joined per name."""
+    found: dict[str, str] = {}
+    for match in _TOOL_SECTION.finditer(script):
+        found[match.group(1)] = found.get(match.group(1), "") + match.group(0)
+    return found
+
+
+def script_bytes(hack: Path, keep_tool: str | None = None) -> bytes:
+    """``build.sh`` with every tool section cut out, except ``keep_tool``'s."""
+    text = (hack / "build.sh").read_text()
+
+    def cut(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(1) == keep_tool else ""
+
+    return _TOOL_SECTION.sub(cut, text).encode()
+
+
+def digest_files(hack: Path, files: list[Path], keep_tool: str | None = None) -> str:
+    """sha256 (hex) over the relative paths and contents of ``files`` (build.sh: its cut)."""
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.relative_to(hack).as_posix().encode() + b"\0")
+        data = script_bytes(hack, keep_tool) if path == hack / "build.sh" else path.read_bytes()
+        h.update(data + b"\0")
+    return h.hexdigest()
 
 
 def hack_digest(hack: Path) -> str:
     """sha256 (hex) over the relative paths and contents of :func:`hack_files`."""
-    h = hashlib.sha256()
-    for path in hack_files(hack):
-        h.update(path.relative_to(hack).as_posix().encode() + b"\0")
-        h.update(path.read_bytes() + b"\0")
-    return h.hexdigest()
+    return digest_files(hack, hack_files(hack))
 
 
 def go_version(hack: Path) -> str:
@@ -224,7 +263,7 @@ def _write_manifest(directory: Path, key: str, hack: Path, go: str, seconds: flo
     (directory / MANIFEST).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
-def _install(tmp: Path, final: Path) -> None:
+def install_dir(tmp: Path, final: Path) -> None:
     """Rename ``tmp`` to ``final`` atomically, replacing an older ``final`` if any."""
     old = final.with_name(f".old-{final.name}-{os.getpid()}")
     if final.exists():
@@ -244,34 +283,25 @@ def adopt(source: Path, cache: Path | None = None, seconds: float = 0.0) -> Path
     final = (cache or cache_dir()) / "bin" / key
     final.parent.mkdir(parents=True, exist_ok=True)
     _write_manifest(source, key, hack, go, seconds)
-    _install(source, final)
+    install_dir(source, final)
     log.info("adopted binaries", extra=kv(source=source, bin_dir=final))
     return final
 
 
-def build(cache: Path | None = None, force: bool = False) -> Path:
-    """Build all :data:`BINARIES` into the keyed cache folder (reused when complete)."""
-    cache = cache or cache_dir()
-    hack = hack_dir()
-    go = go_version(hack)
-    key = build_key(hack, go)
-    final = cache / "bin" / key
-    if not force and not missing_binaries(final):
-        log.info("binaries cached", extra=kv(bin_dir=final))
-        return final
-    (cache / "logs").mkdir(parents=True, exist_ok=True)
-    log_path = cache / "logs" / f"build-{key}.log"
-    # Same filesystem as the final folder, so the closing rename is atomic.
-    tmp = cache / "bin" / f".build-{key}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    log.info("building binaries", extra=kv(key=key, log=log_path, go=go))
+def run_script(
+    hack: Path, out_dir: Path, components: list[str], log_path: Path, env: dict[str, str]
+) -> tuple[int, float]:
+    """Run ``hack/build.sh out_dir components...`` with its output in ``log_path``.
+
+    Each ``==>`` step is logged as it starts, and a "still <step>" line every
+    :data:`PROGRESS_EVERY_S` while it runs. Returns the exit status and the seconds taken.
+    """
     started = time.monotonic()
     with log_path.open("w") as out:
         proc = subprocess.Popen(
-            ["bash", str(hack / "build.sh"), str(tmp)],
+            ["bash", str(hack / "build.sh"), str(out_dir), *components],
             cwd=hack,
-            env={**os.environ, "BALLAST_K8S_MODULE": k8s_module(hack)},
+            env={**os.environ, **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -303,7 +333,27 @@ def build(cache: Path | None = None, force: bool = False) -> Path:
             rc = proc.wait()
         finally:
             done.set()
-    seconds = time.monotonic() - started
+    return rc, time.monotonic() - started
+
+
+def build(cache: Path | None = None, force: bool = False) -> Path:
+    """Build all :data:`BINARIES` into the keyed cache folder (reused when complete)."""
+    cache = cache or cache_dir()
+    hack = hack_dir()
+    go = go_version(hack)
+    key = build_key(hack, go)
+    final = cache / "bin" / key
+    if not force and not missing_binaries(final):
+        log.info("binaries cached", extra=kv(bin_dir=final))
+        return final
+    (cache / "logs").mkdir(parents=True, exist_ok=True)
+    log_path = cache / "logs" / f"build-{key}.log"
+    # Same filesystem as the final folder, so the closing rename is atomic.
+    tmp = cache / "bin" / f".build-{key}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    log.info("building binaries", extra=kv(key=key, log=log_path, go=go))
+    rc, seconds = run_script(hack, tmp, [], log_path, {"BALLAST_K8S_MODULE": k8s_module(hack)})
     missing = missing_binaries(tmp)
     if rc != 0 or missing:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -313,6 +363,6 @@ def build(cache: Path | None = None, force: bool = False) -> Path:
             f"--- last lines of {log_path.name} ---\n{tail(log_path)}"
         )
     _write_manifest(tmp, key, hack, go, seconds)
-    _install(tmp, final)
+    install_dir(tmp, final)
     log.info("binaries built", extra=kv(bin_dir=final, seconds=round(seconds)))
     return final
