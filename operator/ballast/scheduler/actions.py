@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ballast.kube.raw import EVENTS, MERGE, PODS, STRATEGIC
+from ballast.kube.raw import EVENTS, MERGE, NODES, PODS, STRATEGIC
 from ballast.logs import kv
+from ballast.scheduler.healthtaint import TaintChange
 from ballast.scheduler.writer import (
     API_ERRORS,
     CONTROLLER,
@@ -248,6 +249,36 @@ class Actions(FencedWriter):
         except RuntimeError:
             with self._lock:
                 self.event_backlog -= 1
+
+    # -- node taints ------------------------------------------------------------------------
+
+    def set_node_taints(self, change: TaintChange) -> None:
+        """Write a node's taint list, fenced on the ``resourceVersion`` it was read at.
+
+        A 409 (the node changed since) is not retried: the Node event that
+        follows brings the new version, and the decision is made again.
+        """
+        body = {
+            "metadata": {"resourceVersion": change.resource_version},
+            "spec": {"taints": [dict(t) for t in change.taints]},
+        }
+        self._submit(
+            _Write(
+                "taint",
+                "",
+                self._http("PATCH", NODES.path(change.node), body, MERGE),
+                0,
+                self.backoff,
+                {"node": change.node},
+                report_ok=False,
+                key=f"taint/{change.node}",
+                name=change.node,
+            )
+        )
+        reason = "GPUsUnhealthy" if change.tainted else "GPUsHealthy"
+        node = {"metadata": {"name": change.node, "uid": change.uid}}
+        self.event(node, "Warning" if change.tainted else "Normal", reason, change.message,
+                   action="Tainting", kind="Node")  # fmt: skip
 
     # -- custom resource status --------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from ballast.placement.snapshot import PlacementError, Snapshot
 from ballast.scheduler import mapping, podspec
 from ballast.scheduler.actions import Actions
 from ballast.scheduler.config import Config
+from ballast.scheduler.healthtaint import HealthTaints
 from ballast.scheduler.informer import Event
 from ballast.scheduler.metrics import SchedulerMetrics
 from ballast.scheduler.podcache import PodCache, PodRecord
@@ -109,6 +110,7 @@ class Scheduler(WatchHandlers, Preempting):
         self._last_status = -1e18
         self._next_window_edge: dt.datetime | None = None
         self._warned_nodes: dict[str, tuple[str, ...]] = {}
+        self.health_taints = HealthTaints()
         self._status_written: dict[str, dict[str, Any]] = {}
         self._dump_requested = False
         self.leader = True

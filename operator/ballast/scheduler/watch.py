@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ballast.api.wellknown import API_VERSION
+from ballast.clock import Clock
 from ballast.logs import kv
 from ballast.placement.engine import Engine
 from ballast.placement.objects import DEFAULT_CLASS, ClassPolicy, Pod
@@ -26,6 +27,7 @@ from ballast.placement.snapshot import Snapshot
 from ballast.scheduler import mapping, podspec
 from ballast.scheduler.actions import RESULT, Actions
 from ballast.scheduler.config import Config
+from ballast.scheduler.healthtaint import HealthTaints, TaintChange
 from ballast.scheduler.informer import Event
 from ballast.scheduler.metrics import SchedulerMetrics
 from ballast.scheduler.podcache import PodCache, PodRecord
@@ -58,6 +60,8 @@ class WatchHandlers:
     _dirty: bool
     _next_window_edge: dt.datetime | None
     _warned_nodes: dict[str, tuple[str, ...]]
+    health_taints: HealthTaints
+    clock: Clock
 
     @property
     def classes(self) -> dict[str, ClassPolicy]:
@@ -176,6 +180,7 @@ class WatchHandlers:
         self._dirty = True
         if deleted:
             self._warned_nodes.pop(name, None)
+            self.health_taints.forget(name)
             if name in self.snapshot:
                 self.pods.node_removed(name)
             return
@@ -191,6 +196,15 @@ class WatchHandlers:
                     self._charge_bound(rec)
         if mapped.value.telemetry is not None:
             self.snapshot.set_telemetry(name, mapped.value.telemetry)
+        self._taint(
+            self.health_taints.on_node(node, mapped.value.telemetry, self.clock.monotonic())
+        )
+
+    def _taint(self, change: TaintChange | None) -> None:
+        if change is not None:
+            log.info("node health taint", extra=kv(node=change.node, tainted=change.tainted,
+                                                    message=change.message))  # fmt: skip
+            self.actions.set_node_taints(change)
 
     def _on_record(self, deleted: bool, obj: dict[str, Any]) -> None:
         """A GPUNodeTelemetry event: the node's telemetry is the record's (bad: no data)."""
@@ -209,6 +223,8 @@ class WatchHandlers:
         if name in self.snapshot:  # else the Node event reads the record through the source
             self.snapshot.set_telemetry(name, parsed.value)
             self._dirty = True
+        now = self.clock.monotonic()
+        self._taint(self.health_taints.on_telemetry(name, parsed.value, now))
 
     def _warn_node(self, node: dict[str, Any], problems: list[str]) -> None:
         name = node["metadata"]["name"]

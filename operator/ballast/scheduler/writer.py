@@ -333,7 +333,7 @@ class FencedWriter:
             self._finish(w)
             self._report(w, False, status=status, error=error, refused=True)
             return
-        if exc is not None and exc.conflict and w.what in ("bind", "evict", "checkpoint"):
+        if exc is not None and exc.conflict and w.what in ("bind", "evict", "checkpoint", "taint"):
             self._finish(w)
             # A retried bind may have landed the first time: then it is done.
             if w.attempts > 1 and w.on_conflict is not None and w.on_conflict():

@@ -16,7 +16,8 @@ from kutil import wait_for
 from sutil import gpu_node, gpu_pod, node_of, pod, pod_events, wait_ready, waiting_reason, wlc
 
 from ballast.api import wellknown as wk
-from ballast.kube.raw import GPUNODETELEMETRIES, Kube
+from ballast.kube.raw import GPUNODETELEMETRIES, NODES, Kube
+from ballast.scheduler.healthtaint import TAINT_KEY
 
 
 @pytest.fixture
@@ -124,3 +125,35 @@ def test_a_class_that_requires_fresh_telemetry_skips_stale_nodes(
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     kube.patch(GPUNODETELEMETRIES.path(name, sub="status"), {"status": {"updateTime": when}})
     assert wait_for(lambda: node_of(kube, namespace, "strict"), timeout=60, what="bound") == name
+
+
+def test_a_node_with_every_gpu_unhealthy_is_tainted_until_one_recovers(
+    scheduler: Any, kube: Kube, tid: str, records: list[str]
+) -> None:
+    name = f"gnt-taint-{tid}"
+    records.append(name)
+    gpu_node(kube, name, test=tid, gpus=2)
+    wait_ready(kube, tid, 1)
+    publish(kube, name, [False, False])
+
+    def taints() -> list[str]:
+        node = kube.get(NODES.path(name)) or {}
+        return [t["key"] for t in (node.get("spec") or {}).get("taints") or ()]
+
+    wait_for(lambda: TAINT_KEY in taints(), timeout=30, what="gpu-unhealthy taint")
+    assert "ballast.dev/test" in taints()  # other taints are kept
+
+    def node_events(reason: str) -> list[dict[str, Any]]:
+        items = kube.list("/apis/events.k8s.io/v1/namespaces/default/events",
+                          fieldSelector=f"regarding.name={name}")["items"]  # fmt: skip
+        return [e for e in items if e.get("reason") == reason]
+
+    [event] = wait_for(lambda: node_events("GPUsUnhealthy"), what="GPUsUnhealthy event")
+    assert event["type"] == "Warning" and "all 2 GPUs unhealthy" in event["note"]
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kube.patch(GPUNODETELEMETRIES.path(name, sub="status"),
+               {"status": {"updateTime": when, "gpus": [
+                   {"index": 0, "healthy": True}, {"index": 1, "healthy": False}]}})  # fmt: skip
+    wait_for(lambda: TAINT_KEY not in taints(), timeout=30, what="taint removed")
+    assert "ballast.dev/test" in taints()
+    assert wait_for(lambda: node_events("GPUsHealthy"), what="GPUsHealthy event")

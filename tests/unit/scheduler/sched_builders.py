@@ -25,6 +25,7 @@ class RecordingActions:
         self.events: list[tuple[str, str]] = []
         self.notes: list[tuple[str, str, str]] = []
         self.statuses: dict[str, Any] = {}
+        self.taints: list[Any] = []
 
     def bind(self, pod: dict[str, Any], node: str, annotations: dict[str, str]) -> None:
         self.binds.append((pod["metadata"]["name"], node, dict(annotations)))
@@ -42,6 +43,9 @@ class RecordingActions:
 
     def withdraw_checkpoint(self, victim: dict[str, Any], annotation: str) -> None:
         self.withdrawn.append(victim["metadata"]["name"])
+
+    def set_node_taints(self, change: Any) -> None:
+        self.taints.append(change)
 
     def event(self, obj: dict[str, Any], type_: str, reason: str, note: str, **_: Any) -> None:
         self.events.append((obj["metadata"].get("name", ""), reason))

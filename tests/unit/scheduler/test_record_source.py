@@ -137,3 +137,23 @@ def test_relist_prunes_vanished_records() -> None:
     run(s)
     assert "n" not in s.source.records
     assert gpu_ids(actions) == "0"
+
+
+def test_a_node_whose_gpus_are_all_unhealthy_is_tainted_then_untainted() -> None:
+    n = node("n", gpus=2)
+    n["metadata"]["resourceVersion"] = "7"
+    s, actions = make(("nodes", n), (RECORDS, record("n", [False, False])))
+    run(s)
+    [change] = actions.taints
+    assert change.node == "n" and change.tainted and change.resource_version == "7"
+    s.events.put(Event(RECORDS, "MODIFIED", record("n", [True, False])))
+    run(s)
+    # The taint was never written here (a recording fake): a healthy GPU asks to remove
+    # nothing, since the node as last seen carries no taint.
+    assert len(actions.taints) == 1
+    tainted = {**n, "metadata": {**n["metadata"], "resourceVersion": "8"},
+               "spec": {"taints": [dict(t) for t in change.taints]}}  # fmt: skip
+    s.events.put(Event("nodes", "MODIFIED", tainted))
+    run(s)
+    assert [c.tainted for c in actions.taints] == [True, False]
+    assert actions.taints[-1].resource_version == "8" and actions.taints[-1].taints == ()
