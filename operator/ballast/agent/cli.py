@@ -6,13 +6,16 @@ serves dcgm-exporter-compatible ``/metrics`` and writes the per-node record
 ``--publish-node`` annotation). XID events arrive on
 their own thread and update health at once. It keeps running when NVML is
 missing or failing (``ballast_agent_nvml_available 0``, init retried with
-backoff). See docs/agent.md.
+backoff). With ``--cache-root`` it also scans the node's model and dataset
+caches every ``--cache-interval`` on a worker thread, into the record's
+``status.cache`` and ``ballast_agent_cache_*``. See docs/agent.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -24,6 +27,9 @@ from prometheus_client import start_http_server
 
 from ballast.agent.attribution import DEFAULT_POD_RESOURCES_SOCKET as DEFAULT_SOCKET
 from ballast.agent.attributor import MODES, Attributor
+from ballast.agent.cache import CacheScanner
+from ballast.agent.cache_layout import parse_root
+from ballast.agent.cache_publish import LatestCache, cache_status, register, scan_loop
 from ballast.agent.collector import Collector
 from ballast.agent.events import XidWatcher
 from ballast.agent.exporter import build_registry
@@ -69,6 +75,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=60.0,
         help="how long a hardware slowdown must last to mark a GPU unhealthy",
+    )
+    parser.add_argument(
+        "--cache-root",
+        action="append",
+        type=parse_root,
+        default=[],
+        metavar="KIND=PATH[:LAYOUT]",
+        help="a model or dataset cache to inventory (repeatable): KIND model|dataset, "
+        "LAYOUT hf (Hugging Face hub cache) or plain (default), e.g. model=/models:hf",
+    )
+    parser.add_argument(
+        "--cache-interval", type=float, default=60.0, help="seconds between cache scans"
+    )
+    parser.add_argument(
+        "--cache-capacity",
+        type=int,
+        default=0,
+        metavar="BYTES",
+        help="the cache's capacity (default: the size of the roots' file systems)",
+    )
+    parser.add_argument(
+        "--cache-full-every",
+        type=int,
+        default=60,
+        metavar="N",
+        help="re-list and stat everything every N scans (in-place rewrites, access times)",
     )
     parser.add_argument(
         "--nvml-library",
@@ -142,6 +174,16 @@ def _node_patcher(name: str, kubeconfig: str | None) -> Callable[[str], None]:
     return patch
 
 
+def _cache(args: argparse.Namespace, clock: Clock) -> tuple[CacheScanner | None, LatestCache]:
+    """The cache scanner for ``--cache-root`` (None: none given) and where its scans go."""
+    if not args.cache_root:
+        return None, LatestCache()
+    scanner = CacheScanner(
+        args.cache_root, clock, capacity_bytes=args.cache_capacity, full_every=args.cache_full_every
+    )
+    return scanner, LatestCache()
+
+
 async def loop(
     collector: Collector,
     publisher: Publisher,
@@ -163,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the agent until SIGTERM/SIGINT."""
     clock = SystemClock()
     collector = Collector(Nvml(args.nvml_library), clock, slowdown_sustain_s=args.slowdown_seconds)
+    scanner, latest = _cache(args, clock)
     patch = _node_patcher(args.publish_node, args.kubeconfig) if args.publish_node else None
     write_record = None
     if args.publish_record:
@@ -171,12 +214,16 @@ def run(args: argparse.Namespace) -> int:
             return 2
         from ballast.kube.raw import Kube
 
-        write_record = RecordWriter(Kube.connect(args.kubeconfig), args.node_name, args.interval)
+        write_record = RecordWriter(
+            Kube.connect(args.kubeconfig), args.node_name, args.interval, cache=latest
+        )
     publisher = Publisher(
         clock, record_out=args.record_out, patch_node=patch, heartbeat_s=args.heartbeat,
-        write_record=write_record,
+        write_record=write_record, cache=latest,
     )  # fmt: skip
     attributor = _attributor(args, collector)
+    if args.once and scanner is not None:
+        latest.set(scanner.scan())
     if args.once:
         snap = collector.collect()
         if attributor is not None:
@@ -186,9 +233,13 @@ def run(args: argparse.Namespace) -> int:
             snap = collector.snapshot()
         publisher.publish(snap)
         print(orjson.dumps(to_record(snap).as_dict()).decode())
+        scan = latest.get()
+        if scan is not None:  # a second line: what the record's status.cache would carry
+            print(orjson.dumps({"cache": cache_status(scan), "problems": scan.problems}).decode())
         return 0 if snap.nvml_available else 1
     collector.listeners.append(publisher.publish)
     registry, collect_seconds = build_registry(collector, args.hostname, publisher, attributor)
+    scan_seconds = register(registry, latest)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
     log.info(
@@ -206,7 +257,18 @@ def run(args: argparse.Namespace) -> int:
             watcher.start()
         if attributor is not None:
             attributor.start()
-        await loop(collector, publisher, clock, args.interval, stop, collect_seconds.observe)
+        scans = None
+        if scanner is not None:
+            scans = asyncio.create_task(
+                scan_loop(scanner, latest, clock, args.cache_interval, stop, scan_seconds.observe)
+            )
+        try:
+            await loop(collector, publisher, clock, args.interval, stop, collect_seconds.observe)
+        finally:
+            if scans is not None:
+                scans.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scans
 
     try:
         asyncio.run(main())

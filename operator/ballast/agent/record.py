@@ -5,7 +5,9 @@ The record is the ``ballast.dev/gpu-telemetry`` annotation format
 rewritten every collection, atomically; the node's GPUNodeTelemetry status
 (``--publish-record``) and the Node annotation (``--publish-node``) only on a
 meaningful change or a heartbeat, so that API writes per node stay bounded
-and Node watchers are not woken every interval.
+and Node watchers are not woken every interval. The status also carries the
+latest cache scan (``ballast.agent.cache_publish``); an item appearing or
+leaving is a meaningful change, its size or last use moving is not.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import orjson
 
 from ballast.agent.attribution import MAX_OWNERS, Owner
+from ballast.agent.cache_publish import LatestCache
 from ballast.agent.collector import Snapshot
 from ballast.api.wellknown import (
     API_VERSION,
@@ -120,12 +123,15 @@ class Publisher:
         heartbeat_s: float = 60.0,
         thresholds: ChangeThresholds = ChangeThresholds(),
         write_record: Callable[[Snapshot], None] | None = None,
+        cache: LatestCache | None = None,
     ) -> None:
         self.clock = clock
         self.record_out = record_out
         self.patch_node = patch_node
         self.heartbeat_s = heartbeat_s
         self.thresholds = thresholds
+        self.cache = cache
+        self._record_cache: frozenset[str] | None = None  # cache items last written
         self.writes: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -168,10 +174,13 @@ class Publisher:
         assert self.write_record is not None
         now = self.clock.monotonic()
         last, at = self._record_published
+        cache_items = self.cache.keys() if self.cache is not None else None
         due = at is None or now - at >= self.heartbeat_s
         pods = tuple(g.pods for g in snap.gpus)
         if pods != self._record_pods:
             due = True  # a GPU changed hands: the scheduler must see it now
+        if cache_items != self._record_cache:
+            due = True  # an item came or went (sizes and last use ride on the heartbeat)
         if not due and not meaningful_change(last, record, self.thresholds):
             return
         try:
@@ -181,6 +190,7 @@ class Publisher:
             log.warning("GPUNodeTelemetry write failed", extra=kv(error=exc))
             return
         self.writes["record"] += 1
+        self._record_cache = cache_items
         self._record_published = (record, now)
         self._record_pods = pods
 
@@ -229,8 +239,12 @@ class RecordWriter:
     ``create`` and ``patch``). Only this object is written, never the Node.
     """
 
-    def __init__(self, kube: Any, node_name: str, interval_s: float) -> None:
+    def __init__(
+        self, kube: Any, node_name: str, interval_s: float, cache: LatestCache | None = None
+    ) -> None:
         from ballast.kube.raw import GPUNODETELEMETRIES
+
+        self.cache = cache
 
         self.kube = kube
         self.node_name = node_name
@@ -244,6 +258,9 @@ class RecordWriter:
         if not self._exists:
             self._ensure()
         status = record_status(snap, self.node_name, self.interval_s)
+        cache = self.cache.status() if self.cache is not None else None
+        if cache is not None:
+            status["cache"] = cache
         try:
             self.kube.patch(
                 self.path + "/status", {"status": status}, field_manager="ballast-agent"

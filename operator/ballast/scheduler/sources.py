@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ballast.api import wellknown as wk
-from ballast.api.v1alpha1.gpunodetelemetry import to_node_telemetry
+from ballast.api.v1alpha1.gpunodetelemetry import to_cache_inventory, to_node_telemetry
 
 
 class NodeDataSource(Protocol):
@@ -51,18 +51,25 @@ class RecordSource:
     the node's latest record through :meth:`telemetry`. A node without a
     record falls back to its annotation (nodes whose agent does not publish
     records yet, and the local cluster's fake nodes); a node with a record
-    ignores the annotation. Cache inventories still come from annotations.
+    ignores the annotation. The cache inventory likewise: the record's
+    ``status.cache`` when it has one, else the node's annotation.
     """
 
     def __init__(self, max_age_s: float | None = None) -> None:
         self.max_age_s = max_age_s
         self.records: dict[str, wk.NodeTelemetry] = {}
+        self.caches: dict[str, wk.CacheInventory] = {}  # records that carry a cache
         self._annotations = AnnotationSource()
         self._warned: dict[str, tuple[str, ...]] = {}
 
     def on_record(self, deleted: bool, obj: Mapping[str, Any]) -> wk.Parsed[wk.NodeTelemetry]:
         """Take in a record event; returns the node's view now (no data when deleted or bad)."""
         name = str((obj.get("metadata") or {}).get("name") or "")
+        cache = None if deleted else to_cache_inventory(obj)
+        if cache is None:
+            self.caches.pop(name, None)
+        else:
+            self.caches[name] = cache
         if deleted:
             self.records.pop(name, None)
             self._warned.pop(name, None)
@@ -90,5 +97,6 @@ class RecordSource:
         return wk.Parsed(record)
 
     def cache(self, node: Mapping[str, Any]) -> wk.Parsed[wk.CacheInventory] | None:
-        """The cache-inventory annotation (records carry no inventory yet)."""
-        return self._annotations.cache(node)
+        """The record's inventory when the node's record carries one, else the annotation's."""
+        cache = self.caches.get(str((node.get("metadata") or {}).get("name") or ""))
+        return self._annotations.cache(node) if cache is None else wk.Parsed(cache)

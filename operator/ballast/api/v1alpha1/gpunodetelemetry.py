@@ -18,6 +18,8 @@ from ballast.api.v1alpha1.common import ApiModel, format_validation_error
 
 MAX_GPUS = 64
 MAX_REASONS = 16
+MAX_CACHE_ITEMS = 256  # the largest items first; the rest are counted in omittedItems
+MAX_CACHE_NAME = 253
 MAX_PODS = 32  # owners listed per GPU
 
 
@@ -86,6 +88,48 @@ class GPUNodeTelemetryGPU(ApiModel):
     )
 
 
+class GPUNodeTelemetryCacheItem(ApiModel):
+    """One model or dataset in the node's local cache."""
+
+    kind: Literal["model", "dataset"] = Field(
+        description="model or dataset: matched against a pod's ballast.dev/models or "
+        "ballast.dev/datasets annotation."
+    )
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_CACHE_NAME,
+        description="The item's name: <org>/<name> for a Hugging Face hub repository, the "
+        "directory name in a plain cache root.",
+    )
+    size_bytes: int = Field(
+        default=0, ge=0, alias="bytes", description="Bytes on disk (each file once)."
+    )
+    last_used: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Newest access or modification time of its files (RFC 3339); day-granular "
+        "under relatime mounts.",
+    )
+
+
+class GPUNodeTelemetryCache(ApiModel):
+    """The node's model and dataset cache inventory, from the agent's --cache-root scans."""
+
+    capacity_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="Size of the cache's file systems in bytes, or the agent's --cache-capacity.",
+    )
+    items: list[GPUNodeTelemetryCacheItem] | None = Field(
+        default=None,
+        max_length=MAX_CACHE_ITEMS,
+        description=f"What is cached, largest first (at most {MAX_CACHE_ITEMS}).",
+    )
+    omitted_items: int = Field(
+        default=0, ge=0, description="Items left out of the list (beyond the cap)."
+    )
+
+
 class GPUNodeTelemetryStatus(ApiModel):
     """The record itself: every GPU of the node at one instant."""
 
@@ -107,6 +151,11 @@ class GPUNodeTelemetryStatus(ApiModel):
     )
     gpus: list[GPUNodeTelemetryGPU] | None = Field(
         default=None, max_length=MAX_GPUS, description="Per GPU, by index."
+    )
+    cache: GPUNodeTelemetryCache | None = Field(
+        default=None,
+        description="The node's model and dataset cache (absent: the agent scans no cache "
+        "root); the scheduler's data-locality score reads it.",
     )
 
 
@@ -169,3 +218,23 @@ def to_node_telemetry(
         for g in sorted(status.gpus or (), key=lambda g: g.index)
     )
     return wk.Parsed(wk.NodeTelemetry(observed, gpus, max_age_s))
+
+
+def to_cache_inventory(obj: Mapping[str, Any]) -> wk.CacheInventory | None:
+    """The cache inventory a GPUNodeTelemetry object carries; None when it has none.
+
+    A status the model rejects carries none (its problems are reported with
+    the telemetry, by :func:`to_node_telemetry`).
+    """
+    raw = obj.get("status")
+    if not isinstance(raw, Mapping) or not raw.get("cache"):
+        return None
+    try:
+        status = GPUNodeTelemetryStatus.model_validate(raw)
+    except ValidationError:
+        return None
+    cache = status.cache
+    if cache is None:
+        return None
+    items = tuple(wk.CacheItem(i.kind, i.name, i.size_bytes) for i in cache.items or ())
+    return wk.CacheInventory(cache.capacity_bytes, items)
