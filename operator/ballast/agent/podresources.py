@@ -26,8 +26,6 @@ import stat
 import threading
 from typing import Any
 
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC core logs to stderr, not to logging
-import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from ballast.agent.attribution import DEFAULT_POD_RESOURCES_SOCKET, Allocation
@@ -127,12 +125,13 @@ class PodResourcesClient:
         self.calls = 0
         self.failures = 0
         self._lock = threading.Lock()
-        self._channel: grpc.Channel | None = None
+        self._channel: Any = None  # grpc.Channel
         self._call: Any = None
         self._available: bool | None = None  # last state logged
 
     def _stub(self) -> Any:
         if self._call is None:
+            grpc = _grpc()
             self._channel = grpc.insecure_channel(
                 f"unix://{os.path.abspath(self.socket_path)}",
                 options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
@@ -154,7 +153,7 @@ class PodResourcesClient:
             try:
                 response = self._stub()(ListPodResourcesRequest(), timeout=self.timeout_s)
                 result = allocations(response)
-            except grpc.RpcError as exc:
+            except _grpc().RpcError as exc:
                 self.failures += 1
                 code = exc.code() if hasattr(exc, "code") else None
                 self._note(False, str(getattr(code, "name", code) or exc))
@@ -189,6 +188,14 @@ class PodResourcesClient:
                 "kubelet pod-resources not available; using Ballast's assignment",
                 extra=kv(socket=self.socket_path, reason=why),
             )
+
+
+def _grpc() -> Any:
+    """grpcio, imported on first use: about 8 MB that a node without the socket never pays."""
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC core logs to stderr, not to logging
+    import grpc
+
+    return grpc
 
 
 def _is_socket(path: str) -> bool:
