@@ -238,7 +238,7 @@ def merge(
         kubelet_view = held.get((p.namespace, p.name))
         if kubelet_view is not None:  # the kubelet knows this pod's GPUs: it wins
             got = tuple(sorted(kubelet_view))
-            if got != tuple(sorted(p.gpu_ids)):
+            if got != tuple(sorted(p.gpu_ids)) and not p.problem:  # unusable: a problem already
                 conflicts.append(Conflict(p.namespace, p.name, got, tuple(sorted(p.gpu_ids))))
             continue
         holders = sorted(

@@ -102,6 +102,12 @@ CASES: dict[str, dict[str, Any]] = {
         "want": {0: [("chat", "main", BALLAST), ("train", "main", POD_RESOURCES)]},
         "conflicts": [Conflict("team-a", "chat", (), (0,), ("team-a/train",))],
     },
+    "an unusable annotation is a problem, not a conflict": {
+        "kubelet": [alloc("train", "GPU-aaaa")],
+        "pods": [BallastPod("team-a", "train", (), "main", "not a list")],
+        "want": {0: [("train", "main", POD_RESOURCES)]},
+        "problems": 1,
+    },
     "devices and indices the node does not have are problems, not owners": {
         "kubelet": [alloc("mig", "MIG-1234"), alloc("far", "9")],
         "pods": [annotated("lost", 7), BallastPod("team-a", "bad", (), "", "not a list")],
