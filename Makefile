@@ -58,7 +58,7 @@ verify: generate lint typecheck
 	@test -z "$$(git status --porcelain -- crds charts/ballast/crds)" || { git status --porcelain -- crds charts/ballast/crds; echo "untracked generated files"; exit 1; }
 
 demo: venv bins
-	$(BALLAST) demo
+	$(BALLAST) demo --prometheus
 
 demo-down: venv
 	$(BALLAST) cluster down --name demo

@@ -49,6 +49,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--examples", type=Path, default=Path("examples"), help="manifests to apply"
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for Ready")
+    parser.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also run Prometheus scraping the operator and the scheduler (make demo asks)",
+    )
 
 
 def _ready(obj: dict[str, Any]) -> dict[str, Any]:
@@ -78,8 +83,12 @@ def run(args: argparse.Namespace) -> int:
     """Bring everything up and print the report."""
     t0 = time.monotonic()
     cluster = LocalCluster(args.name)
-    kubeconfig = cluster.up()
+    kubeconfig = cluster.up(with_prometheus=args.prometheus)
     print(f"==> control plane up ({time.monotonic() - t0:.1f}s)")
+    state = cluster.state
+    prometheus_url = state.prometheus_url if state else None
+    if prometheus_url:
+        print(f"==> Prometheus on {prometheus_url}")
     api = lk.api_client(kubeconfig)
     specs = profile_nodes(args.profile, args.nodes, seed=0)
     lk.create_nodes(api, specs)
@@ -90,10 +99,11 @@ def run(args: argparse.Namespace) -> int:
     print("==> CRDs installed")
     kube.apply(NAMESPACES.path(WEBHOOK_NAMESPACE), {"apiVersion": "v1", "kind": "Namespace",
                "metadata": {"name": WEBHOOK_NAMESPACE}}, field_manager="ballast-demo")  # fmt: skip
-    port = _free_port()
+    port, operator_metrics, scheduler_metrics = _free_port(), _free_port(), _free_port()
     operator = BallastProcess(
         "operator",
-        ["operator", "--webhook-port", str(port), "--webhook-host", "127.0.0.1",
+        ["operator", "--metrics-port", str(operator_metrics), "--metrics-addr", "127.0.0.1",
+         "--webhook-port", str(port), "--webhook-host", "127.0.0.1",
          "--webhook-url", f"https://127.0.0.1:{port}", "--webhook-namespace", WEBHOOK_NAMESPACE],
         kubeconfig, cluster.layout.root,
         # A short dwell so the demo's pool settles while you watch (default 300 s).
@@ -104,8 +114,15 @@ def run(args: argparse.Namespace) -> int:
         f"==> operator running (pid {operator.pid}, webhook on 127.0.0.1:{port}, log {operator.log_path})"
     )
     _wait_webhook(kube)
-    scheduler = BallastProcess("scheduler", ["scheduler"], kubeconfig, cluster.layout.root)
+    scheduler = BallastProcess(
+        "scheduler",
+        ["scheduler", "--metrics-port", str(scheduler_metrics)],
+        kubeconfig,
+        cluster.layout.root,
+    )
     scheduler.start()
+    cluster.add_scrape_target("ballast-operator", f"127.0.0.1:{operator_metrics}", "operator")
+    cluster.add_scrape_target("ballast-scheduler", f"127.0.0.1:{scheduler_metrics}", "scheduler")
     print(f"==> scheduler running (pid {scheduler.pid}, log {scheduler.log_path})")
     kubectl = str(resolve_bin_dir() / "kubectl")
     subprocess.run(
@@ -146,7 +163,14 @@ def run(args: argparse.Namespace) -> int:
         f"  {kubectl} explain workloadclass.spec.preemption\n"
         f"  {kubectl} get pods -A -o wide\n"
         f"  {kubectl} describe pod -n search -l app=chat\n"
-        f"Stop everything with: make demo-down   (or: ballast cluster down --name {args.name})"
+        + (
+            f"Prometheus: {prometheus_url}  (targets: {prometheus_url}/targets). Pending pods per tier:\n"
+            f"  curl -s {prometheus_url}/api/v1/query "
+            f"--data-urlencode 'query=ballast:scheduler_pending_pods:sum_by_tier'\n"
+            if prometheus_url
+            else ""
+        )
+        + f"Stop everything with: make demo-down   (or: ballast cluster down --name {args.name})"
     )
     kube.close()
     return 1 if pending else 0

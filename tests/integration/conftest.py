@@ -84,6 +84,23 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster | None]:
 
 
 @pytest.fixture(scope="session")
+def prometheus(cluster: LocalCluster | None) -> LocalCluster:
+    """The session's cluster with Prometheus added (about a second): scrapes every 2 s.
+
+    Tests register what it should scrape with ``cluster.add_scrape_target``; its
+    URL is ``cluster.state.prometheus_url``. Needs a LocalCluster (not a foreign
+    kubeconfig) and Prometheus built by ``make bins``.
+    """
+    if cluster is None:
+        pytest.skip(f"{ENV_KUBECONFIG} names a cluster without Ballast's Prometheus")
+    try:
+        cluster.up(with_prometheus=True)
+    except (MissingBinariesError, ClusterError) as exc:
+        pytest.fail(f"Prometheus did not start: run `make bins`.\n{exc}", pytrace=False)
+    return cluster
+
+
+@pytest.fixture(scope="session")
 def kubeconfig(cluster: LocalCluster | None) -> Path:
     """Path of the admin kubeconfig of the cluster under test."""
     external = os.environ.get(ENV_KUBECONFIG)
@@ -173,16 +190,18 @@ def crds(kubectl: Kubectl) -> None:
 def operator(
     crds: None, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BallastProcess]:
-    """The real operator process for the whole session."""
+    """The real operator process for the whole session (``metrics_port``: its /metrics)."""
+    port = _free_port()
     op = BallastProcess(
         "operator",
-        ["operator"],
+        ["operator", "--metrics-port", str(port), "--metrics-addr", "127.0.0.1"],
         kubeconfig,
         tmp_path_factory.mktemp("operator"),
         # Resync every 3 s so that reference checks converge quickly in tests; node pools
         # keep a surplus node 5 s instead of 300 s (tests/integration/operator/test_nodepools.py).
         env={"BALLAST_RESYNC_SECONDS": "3", "BALLAST_POOL_DWELL_SECONDS": "5"},
     )
+    op.metrics_port = port  # type: ignore[attr-defined]
     op.start()
     time.sleep(1.0)
     assert op.alive(), op.log_tail()

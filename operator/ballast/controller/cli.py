@@ -56,6 +56,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
             "(a rolling update hands over to the new pod)"
         ),
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus /metrics (the process's CPU, memory, GC) on this port (0: off)",
+    )
+    parser.add_argument("--metrics-addr", default="0.0.0.0", help="address for --metrics-port")
     webhook_options.configure(parser)
 
 
@@ -86,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
     webhook = _start_webhook(args)
     if webhook is False:
         return 2
+    if args.metrics_port:
+        from prometheus_client import REGISTRY, start_http_server
+
+        # The default registry: process_* and python_* series, scraped as job ballast-operator.
+        start_http_server(args.metrics_port, addr=args.metrics_addr, registry=REGISTRY)
     peering = args.peering
     priority = None
     if peering:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from ballast.localcluster import binaries
+from ballast.localcluster import binaries, tools
 from ballast.localcluster.cluster import LocalCluster
 from ballast.localcluster.errors import ClusterError
 from ballast.localcluster.nodes import NodeSpec, build_node, openb_nodes, profile_nodes
@@ -38,7 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     sub = parser.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND", required=True)
 
-    p = sub.add_parser("build", help="build the control-plane binaries (or reuse the cache)")
+    p = sub.add_parser(
+        "build", help="build the control-plane binaries and Prometheus (or reuse the cache)"
+    )
     p.add_argument("--force", action="store_true", help="rebuild even when cached")
 
     p = sub.add_parser("up", help="start a local cluster (no-op when running); prints kubeconfig")
@@ -46,6 +48,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--with-scheduler", action="store_true", help="also run kube-scheduler")
     p.add_argument(
         "--scheduler-config", type=Path, help="KubeSchedulerConfiguration YAML (implies scheduler)"
+    )
+    p.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also run Prometheus scraping Ballast's processes, with its rules (URL in status)",
     )
     p.add_argument("--port", type=int, help="API server port (default: a free one)")
     p.add_argument(
@@ -83,6 +90,7 @@ def _print_status(st: ClusterStatus, as_json: bool) -> None:
             "running": st.running,
             "server": st.server,
             "kubeconfig": str(st.kubeconfig) if st.kubeconfig else None,
+            "prometheus": st.prometheus_url,
             "components": [
                 {
                     "name": c.name,
@@ -102,6 +110,8 @@ def _print_status(st: ClusterStatus, as_json: bool) -> None:
         return
     print(f"cluster {st.name}: {'running' if st.running else 'DEGRADED'}  server {st.server}")
     print(f"kubeconfig: {st.kubeconfig}")
+    if st.prometheus_url:
+        print(f"prometheus: {st.prometheus_url}")
     print(f"{'COMPONENT':<25} {'PID':>7} {'PORT':>6}  {'ALIVE':<5}  {'READY':<5}  LOG")
     for c in st.components:
         if c.pid is None:
@@ -144,14 +154,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.cluster_command == "build":
             print(binaries.build(cache, force=args.force))
+            for tool in tools.TOOLS:
+                print(tools.build(tool, cache, force=args.force))
             return 0
         cluster = LocalCluster(args.name, cache, api_port=getattr(args, "port", None))
         if args.cluster_command == "up":
             cluster.ready_timeout_s = args.timeout
             kubeconfig = cluster.up(
-                with_scheduler=args.with_scheduler, scheduler_config=args.scheduler_config
+                with_scheduler=args.with_scheduler,
+                scheduler_config=args.scheduler_config,
+                with_prometheus=args.prometheus,
             )
             log.info("use it with", extra=kv(hint=f"export KUBECONFIG={kubeconfig}"))
+            state = cluster.state
+            if state and state.prometheus_url:
+                log.info("prometheus", extra=kv(url=state.prometheus_url))
             print(kubeconfig)
             return 0
         if args.cluster_command == "down":

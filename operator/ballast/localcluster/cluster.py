@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 
 from ballast.localcluster import components as comp
+from ballast.localcluster import prometheus as prom
+from ballast.localcluster import tools
 from ballast.localcluster.ballast_procs import stop_all
 from ballast.localcluster.binaries import cache_dir, missing_binaries, resolve_bin_dir
 from ballast.localcluster.certs import PKI, generate_pki
@@ -140,12 +142,15 @@ class LocalCluster:
         with_scheduler: bool = False,
         scheduler_config: Path | Mapping[str, Any] | None = None,
         scheduler_args: Sequence[str] = (),
+        with_prometheus: bool = False,
     ) -> Path:
         """Start the cluster (a no-op when it already runs) and return the kubeconfig path.
 
         With ``with_scheduler`` or ``scheduler_config``, kube-scheduler is added
         if it is not running; a running one is kept as it is (use
         :meth:`start_scheduler` to restart it with another configuration).
+        With ``with_prometheus``, Prometheus is added likewise
+        (:mod:`ballast.localcluster.prometheus`; its URL is in the state).
         """
         with self._locked():
             state = load_state(self.layout)
@@ -160,6 +165,8 @@ class LocalCluster:
                 state = self._start_core_retrying()
             if (with_scheduler or scheduler_config) and "kube-scheduler" not in state.components:
                 self._start_scheduler(state, scheduler_config, scheduler_args)
+            if with_prometheus and "prometheus" not in state.components:
+                self._start_prometheus(state)
         return self.kubeconfig
 
     def _start_core_retrying(self, attempts: int = 3) -> ClusterState:
@@ -194,6 +201,7 @@ class LocalCluster:
             ports["kube-apiserver"] = self._api_port
         self.layout.logs_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.layout.pki_dir, ignore_errors=True)
+        shutil.rmtree(prom.root(self.layout.root), ignore_errors=True)  # a crashed run's targets
         pki = generate_pki(self.layout.pki_dir)
         state = ClusterState(
             name=self.name,
@@ -325,6 +333,39 @@ class LocalCluster:
             self._stop_component(state, "kube-scheduler")
             raise
 
+    # -- prometheus -------------------------------------------------------------------------
+
+    def add_scrape_target(
+        self,
+        job: str,
+        address: str,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Path:
+        """Have this cluster's Prometheus scrape ``address`` (``host:port``) in ``job``.
+
+        ``job`` is one of :data:`prometheus.JOBS`. Safe before Prometheus starts or
+        without it: the target file is read when (and if) it runs. Returns the file.
+        """
+        return prom.add_target(self.layout.root, job, address, name, labels)
+
+    def remove_scrape_target(self, job: str, name: str) -> None:
+        """Forget a target added with :meth:`add_scrape_target` under ``name``."""
+        prom.remove_target(self.layout.root, job, name)
+
+    def _start_prometheus(self, state: ClusterState) -> None:
+        binary = tools.binary(tools.PROMETHEUS, "prometheus", self.cache)
+        port = free_ports(1, exclude=list(state.ports.values()))[0]
+        state.ports["prometheus"] = port
+        prom.write_config(self.layout.root, port)
+        self._launch(state, "prometheus", prom.args(binary, self.layout.root, port))
+        try:
+            self._await_ready(state, "prometheus")
+        except ComponentError:
+            self._stop_component(state, "prometheus")
+            raise
+        log.info("prometheus up", extra=kv(url=state.prometheus_url))
+
     def _stop_component(self, state: ClusterState, component: str) -> None:
         killed = stop(state.components[component].process)
         del state.components[component]
@@ -370,6 +411,7 @@ class LocalCluster:
                 self._stop_component(state, component)
         shutil.rmtree(state.etcd_data_dir, ignore_errors=True)
         shutil.rmtree(self.layout.pki_dir, ignore_errors=True)
+        shutil.rmtree(prom.root(self.layout.root), ignore_errors=True)
         for path in (
             self.layout.kubeconfig,
             self.layout.state_file,
@@ -398,4 +440,6 @@ class LocalCluster:
                     self.layout.log(name),
                 )
             )
-        return ClusterStatus(self.name, Path(state.kubeconfig), state.server, rows)
+        return ClusterStatus(
+            self.name, Path(state.kubeconfig), state.server, rows, state.prometheus_url
+        )

@@ -209,4 +209,6 @@ def health_url(component: str, port: int) -> str:
         return f"http://127.0.0.1:{port}/healthz"
     if component == "kube-apiserver":
         return f"https://127.0.0.1:{port}/readyz"
+    if component == "prometheus":
+        return f"http://127.0.0.1:{port}/-/ready"
     return f"https://127.0.0.1:{port}/healthz"

@@ -8,6 +8,7 @@ Layout of ``<cache>/clusters/<name>/``::
     logs/          one log per component (kept after ``down`` for troubleshooting)
     kwok.yaml      kwok's configuration
     kube-scheduler-config.yaml   only when the scheduler runs with a config
+    prometheus/    only with ``up --prometheus``: its config, target files and TSDB
     lock           flock held while ``up``/``down`` change the cluster
 
 etcd's data lives in a temporary folder (recorded in ``state.json``) and is
@@ -34,8 +35,9 @@ COMPONENTS: tuple[str, ...] = (
     "kube-controller-manager",
     "kwok",
     "kube-scheduler",
+    "prometheus",
 )
-CORE: tuple[str, ...] = COMPONENTS[:4]  # the scheduler is optional
+CORE: tuple[str, ...] = COMPONENTS[:4]  # the scheduler and Prometheus are optional
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,13 @@ class ClusterState:
         """The API server URL."""
         return f"https://127.0.0.1:{self.api_port}"
 
+    @property
+    def prometheus_url(self) -> str | None:
+        """Prometheus' URL while it is part of the cluster, else None."""
+        if "prometheus" not in self.components:
+            return None
+        return f"http://127.0.0.1:{self.ports['prometheus']}"
+
     def to_json(self) -> bytes:
         """Serialise for ``state.json``."""
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
@@ -152,6 +161,7 @@ class ClusterStatus:
     kubeconfig: Path | None
     server: str | None
     components: list[ComponentStatus] = field(default_factory=list)
+    prometheus_url: str | None = None
 
     @property
     def running(self) -> bool:
