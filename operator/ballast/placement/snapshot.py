@@ -384,6 +384,7 @@ class Snapshot:
         *,
         start_time: float,
         tier: Tier = "Offline",
+        borrowed: bool = False,
     ) -> Placement:
         """Record a pod that is already bound (by us before a restart, or by someone else).
 
@@ -405,7 +406,7 @@ class Snapshot:
         for g in gpus:
             if not 0 <= g < self.gpu_count[r] or self.free[r, g] < milli_per_gpu:
                 raise PlacementError(f"GPU {g} on {node} lacks {milli_per_gpu} free milli")
-        return self._record(pod, node, tuple(gpus), milli_per_gpu, start_time, tier, False)
+        return self._record(pod, node, tuple(gpus), milli_per_gpu, start_time, tier, borrowed)
 
     def free_gpus(self, node: str) -> list[tuple[int, int]]:
         """``(index, free milli)`` of each GPU of ``node``, lowest index first."""

@@ -182,9 +182,18 @@ class PodCache:
         self.snapshot.forget(rec.uid)
 
     def charge_bound(
-        self, rec: PodRecord, pod: Pod, tier: Tier, start_time: float
+        self,
+        rec: PodRecord,
+        pod: Pod,
+        tier: Tier,
+        start_time: float,
+        node_gpus: tuple[int, ...] | None = None,
     ) -> Charge | None:
-        """Charge a bound pod's GPUs; None when its node is not known yet (charged on arrival)."""
+        """Charge a bound pod's GPUs; None when its node is not known yet (charged on arrival).
+
+        ``node_gpus`` is what the node's kubelet says the pod holds (its agent's
+        record): taken over the pod's own ``ballast.dev/gpu-ids`` when it fits.
+        """
         node = rec.node
         rec.stage = "bound"
         if rec.uid in self.snapshot.pods:
@@ -194,7 +203,13 @@ class PodCache:
         if node not in self.snapshot:
             self.waiting_for_node.setdefault(node, set()).add(rec.uid)
             return None
-        charge = choose_charge(self.snapshot, pod, node, podspec.gpu_ids(rec.obj))
+        charge = None
+        if node_gpus:
+            charge = choose_charge(self.snapshot, pod, node, mapping.Mapped(node_gpus))
+            if charge.problems:
+                charge = None  # the node's word does not fit what is known: the pod's own
+        if charge is None:
+            charge = choose_charge(self.snapshot, pod, node, podspec.gpu_ids(rec.obj))
         try:
             self.snapshot.account(
                 pod, node, charge.gpus, charge.milli_per_gpu, start_time=start_time, tier=tier
@@ -202,6 +217,29 @@ class PodCache:
         except PlacementError as exc:  # cannot happen for a chosen charge; never fatal
             return Charge((), 0, (*charge.problems, f"not charged: {exc}"))
         return charge
+
+    def follow_node(
+        self, rec: PodRecord, pod: Pod, gpus: tuple[int, ...]
+    ) -> tuple[int, ...] | None:
+        """Move a charged pod onto the GPUs its node says it holds; returns the old GPUs.
+
+        None when nothing changed: the pod is not charged, already holds
+        exactly those GPUs, or they do not fit (then its charge stays as it was).
+        """
+        placed = self.snapshot.pods.get(rec.uid)
+        if placed is None or set(placed.gpus) == set(gpus) or len(gpus) != len(placed.gpus):
+            return None
+        self.snapshot.forget(rec.uid)
+        try:
+            self.snapshot.account(pod, placed.node, tuple(sorted(gpus)), placed.milli_per_gpu,
+                                  start_time=placed.start_time, tier=placed.tier,
+                                  borrowed=placed.borrowed)  # fmt: skip
+        except PlacementError:
+            self.snapshot.account(pod, placed.node, placed.gpus, placed.milli_per_gpu,
+                                  start_time=placed.start_time, tier=placed.tier,
+                                  borrowed=placed.borrowed)  # fmt: skip
+            return None
+        return placed.gpus
 
     def bound_to(self, node: str) -> list[PodRecord]:
         """Records of bound pods that wait for ``node`` to appear (and stop waiting)."""

@@ -14,7 +14,11 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ballast.api import wellknown as wk
-from ballast.api.v1alpha1.gpunodetelemetry import to_cache_inventory, to_node_telemetry
+from ballast.api.v1alpha1.gpunodetelemetry import (
+    to_cache_inventory,
+    to_node_assignments,
+    to_node_telemetry,
+)
 
 
 class NodeDataSource(Protocol):
@@ -59,6 +63,8 @@ class RecordSource:
         self.max_age_s = max_age_s
         self.records: dict[str, wk.NodeTelemetry] = {}
         self.caches: dict[str, wk.CacheInventory] = {}  # records that carry a cache
+        # What each node's kubelet says pods hold: node -> (namespace, name) -> GPU indices.
+        self.assignments: dict[str, dict[tuple[str, str], tuple[int, ...]]] = {}
         self._annotations = AnnotationSource()
         self._warned: dict[str, tuple[str, ...]] = {}
 
@@ -72,13 +78,23 @@ class RecordSource:
             self.caches[name] = cache
         if deleted:
             self.records.pop(name, None)
+            self.assignments.pop(name, None)
             self._warned.pop(name, None)
             return wk.Parsed(wk.NodeTelemetry())
+        found = to_node_assignments(obj)
+        if found:
+            self.assignments[name] = found
+        else:
+            self.assignments.pop(name, None)
         parsed = to_node_telemetry(obj, self.max_age_s)
         self.records[name] = parsed.value
         if not parsed.problems:
             self._warned.pop(name, None)
         return parsed
+
+    def node_gpus(self, node: str, namespace: str, name: str) -> tuple[int, ...] | None:
+        """The GPUs ``node``'s kubelet says pod ``namespace/name`` holds (None: it says nothing)."""
+        return self.assignments.get(node, {}).get((namespace, name))
 
     def first_report(self, name: str, problems: list[str]) -> bool:
         """Whether ``problems`` for record ``name`` are new (report each distinct set once)."""

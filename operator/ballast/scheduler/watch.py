@@ -222,9 +222,33 @@ class WatchHandlers:
                                kind="GPUNodeTelemetry", api_version=API_VERSION)  # fmt: skip
         if name in self.snapshot:  # else the Node event reads the record through the source
             self.snapshot.set_telemetry(name, parsed.value)
+            cache = source.caches.get(name)
+            if cache is not None:
+                self.snapshot.set_cache(name, cache)
+            self._follow_node(name, source)
             self._dirty = True
         now = self.clock.monotonic()
         self._taint(self.health_taints.on_telemetry(name, parsed.value, now))
+
+    def _follow_node(self, node: str, source: RecordSource) -> None:
+        """Where the node's kubelet says a pod holds other GPUs than charged, follow the node."""
+        if node not in source.assignments:
+            return
+        for placed in self.snapshot.placements_on(node):
+            rec = self.pods.get(placed.uid)
+            gpus = source.node_gpus(node, placed.namespace, placed.name)
+            if rec is None or not gpus or rec.stage not in ("bound", "placed"):
+                continue
+            member = self.policies.membership(rec.labels, rec.namespace)
+            pod = podspec.bound_pod(rec.obj, member.cls, self.policies.tenant(rec.namespace)).value
+            old = self.pods.follow_node(rec, pod, gpus)
+            if old is None:
+                continue
+            note = (f"the node's kubelet assigned GPU(s) {','.join(map(str, gpus))}; Ballast had "
+                    f"charged {','.join(map(str, old))}: following the node")  # fmt: skip
+            log.info("charge follows the node", extra=kv(pod=rec.key, node=node, gpus=gpus,
+                                                           was=old))  # fmt: skip
+            self.actions.event(rec.obj, "Normal", "GPUAssignmentFromNode", note)
 
     def _warn_node(self, node: dict[str, Any], problems: list[str]) -> None:
         name = node["metadata"]["name"]
@@ -306,7 +330,11 @@ class WatchHandlers:
         mapped = podspec.bound_pod(rec.obj, member.cls, tenant)
         pod: Pod = mapped.value
         start = mapping.parse_time(rec.obj["status"]["startTime"]) or pod.creation_time
-        charge = self.pods.charge_bound(rec, pod, (member.cls or DEFAULT_CLASS).tier, start)
+        node_gpus = None
+        if isinstance(self.source, RecordSource):
+            node_gpus = self.source.node_gpus(rec.node, rec.namespace, rec.name)
+        tier = (member.cls or DEFAULT_CLASS).tier
+        charge = self.pods.charge_bound(rec, pod, tier, start, node_gpus)
         problems = [*mapped.problems, *(charge.problems if charge else ())]
         if problems:
             self._invalid("Pod", rec.obj, problems, reason="InvalidGPUAssignment")

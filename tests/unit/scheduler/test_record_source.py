@@ -157,3 +157,49 @@ def test_a_node_whose_gpus_are_all_unhealthy_is_tainted_then_untainted() -> None
     run(s)
     assert [c.tainted for c in actions.taints] == [True, False]
     assert actions.taints[-1].resource_version == "8" and actions.taints[-1].taints == ()
+
+
+def with_pods(rec: dict[str, Any], owners: dict[int, tuple[str, str]]) -> dict[str, Any]:
+    """The record with ``owners`` (GPU index -> (pod, source)) attributed."""
+    for g in rec["status"]["gpus"]:
+        if g["index"] in owners:
+            name, source = owners[g["index"]]
+            g["pods"] = [{"namespace": "team", "name": name, "source": source}]
+    return rec
+
+
+def test_the_charge_follows_what_the_nodes_kubelet_assigned() -> None:
+    bound = pod("b", gpus=1, node_name="n")
+    bound["metadata"]["annotations"] = {"ballast.dev/gpu-ids": "0"}
+    s, actions = make(("nodes", node("n", gpus=4)), ("pods", bound))
+    run(s)
+    assert s.snapshot.pods["uid-b"].gpus == (0,)
+    # The agent reports the kubelet's allocation: GPU 2, not 0. The charge moves.
+    rec = with_pods(record("n", [True] * 4), {2: ("b", "pod-resources")})
+    s.events.put(Event(RECORDS, "MODIFIED", rec))
+    run(s)
+    assert s.snapshot.pods["uid-b"].gpus == (2,)
+    assert s.snapshot.free[s.snapshot.row("n")].tolist()[:4] == [1000, 1000, 0, 1000]
+    assert any(r == "GPUAssignmentFromNode" for _, r in actions.events)
+    # Ballast's own echo (source ballast) says nothing new; nor does an impossible claim.
+    s.events.put(Event(RECORDS, "MODIFIED", with_pods(record("n", [True] * 4),
+                                                      {1: ("b", "ballast")})))  # fmt: skip
+    run(s)
+    assert s.snapshot.pods["uid-b"].gpus == (2,)
+    other = pod("o", gpus=1, node_name="n")
+    other["metadata"]["annotations"] = {"ballast.dev/gpu-ids": "3"}
+    s.events.put(Event("pods", "ADDED", other))
+    run(s)
+    clash = with_pods(record("n", [True] * 4), {3: ("b", "pod-resources")})
+    s.events.put(Event(RECORDS, "MODIFIED", clash))
+    run(s)
+    assert s.snapshot.pods["uid-b"].gpus == (2,) and s.snapshot.pods["uid-o"].gpus == (3,)
+
+
+def test_a_pod_bound_after_the_record_is_charged_where_the_node_says() -> None:
+    rec = with_pods(record("n", [True] * 4), {1: ("late", "pod-resources")})
+    late = pod("late", gpus=1, node_name="n")
+    late["metadata"]["annotations"] = {"ballast.dev/gpu-ids": "0"}
+    s, _ = make((RECORDS, rec), ("nodes", node("n", gpus=4)), ("pods", late))
+    run(s)
+    assert s.snapshot.pods["uid-late"].gpus == (1,)

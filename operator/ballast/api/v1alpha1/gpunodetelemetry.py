@@ -238,3 +238,25 @@ def to_cache_inventory(obj: Mapping[str, Any]) -> wk.CacheInventory | None:
         return None
     items = tuple(wk.CacheItem(i.kind, i.name, i.size_bytes) for i in cache.items or ())
     return wk.CacheInventory(cache.capacity_bytes, items)
+
+
+def to_node_assignments(obj: Mapping[str, Any]) -> dict[tuple[str, str], tuple[int, ...]]:
+    """The GPUs the node's kubelet says each pod holds: ``(namespace, name) -> indices``.
+
+    Only ``source: pod-resources`` entries count (the device plugin's real
+    allocation); ``ballast`` entries echo Ballast's own annotation and add
+    nothing. A status the model rejects says nothing.
+    """
+    raw = obj.get("status")
+    if not isinstance(raw, Mapping) or not raw.get("gpus"):
+        return {}
+    try:
+        status = GPUNodeTelemetryStatus.model_validate(raw)
+    except ValidationError:
+        return {}
+    out: dict[tuple[str, str], list[int]] = {}
+    for g in status.gpus or ():
+        for p in g.pods or ():
+            if p.source == "pod-resources":
+                out.setdefault((p.namespace, p.name), []).append(g.index)
+    return {k: tuple(sorted(set(v))) for k, v in out.items()}
