@@ -21,8 +21,32 @@
  *   gpu.I.remap=CORR,UNC,PENDING,FAILURE
  *   gpu.I.lost=1            every call on the GPU returns NVML_ERROR_GPU_IS_LOST
  *   gpu.I.unsupported=power,temp,...   these calls return NVML_ERROR_NOT_SUPPORTED
- *                           (names: name uuid memory util power temp clocks ecc remap events)
+ *                           (names: name uuid memory util power temp clocks ecc remap events
+ *                            gpm mig)
  *   gpu.I.xid=79  gpu.I.xid_seq=1      deliver XID 79 once per new xid_seq value
+ *
+ * GPM (nvmlGpm*; every key optional, so older fixtures read as an H100 with GPM):
+ *   gpu.I.gpm=0             nvmlGpmQueryDeviceSupport says unsupported (default 1)
+ *   gpu.I.gr_active=PCT     GRAPHICS_UTIL (default: util)
+ *   gpu.I.sm_active=PCT     SM_UTIL (default: util)
+ *   gpu.I.sm_occupancy=PCT  SM_OCCUPANCY (default 0)
+ *   gpu.I.dram_active=PCT   DRAM_BW_UTIL (default: mem_util)
+ *   gpu.I.tensor_active=PCT ANY_TENSOR_UTIL (default 0)
+ *   A sample captures these values when taken; nvmlGpmMetricsGet reports the
+ *   newer sample's values (the rate over the interval it ends), and refuses
+ *   samples of different GPUs or in the wrong order (INVALID_ARGUMENT).
+ *   fakeNvmlLiveGpmSamples() (not NVML) counts allocated, unfreed samples.
+ *
+ * MIG (nvmlDeviceGetMigMode etc.; absent keys: MIG disabled, 0 devices):
+ *   gpu.I.mig=1             current MIG mode   gpu.I.mig_pending=N (default: mig)
+ *   gpu.I.mig_max=7         nvmlDeviceGetMaxMigDeviceCount
+ *   gpu.I.mig_devices=N     MIG devices in slots 0..N-1 (lower it: devices vanish)
+ *   gpu.I.mig.J.uuid=MIG-...            (default MIG-fake-IIII-J)
+ *   gpu.I.mig.J.gi=ID  gpu.I.mig.J.ci=ID  GPU / compute instance ids (default J+1, 0)
+ *   gpu.I.mig.J.slices=N  gpu.I.mig.J.ci_slices=N   GPU / compute instance slices (1, slices)
+ *   gpu.I.mig.J.mem_total=BYTES  gpu.I.mig.J.mem_used=BYTES   (memorySizeMB = total in MiB)
+ *   gpu.I.mig.J.gone=1      the handle is returned, then every call on it answers NOT_FOUND
+ *                           (a device destroyed between enumeration and reading)
  *
  * Build: cc -shared -fPIC -o libnvidia-ml.so.1 fake_nvml.c
  */
@@ -37,15 +61,18 @@ typedef int nvmlReturn_t;
 #define NVML_ERROR_UNINITIALIZED 1
 #define NVML_ERROR_INVALID_ARGUMENT 2
 #define NVML_ERROR_NOT_SUPPORTED 3
+#define NVML_ERROR_NOT_FOUND 6
 #define NVML_ERROR_INSUFFICIENT_SIZE 7
 #define NVML_ERROR_TIMEOUT 10
 #define NVML_ERROR_GPU_IS_LOST 15
+#define NVML_ERROR_ARGUMENT_VERSION_MISMATCH 25
 #define NVML_ERROR_UNKNOWN 999
 
 #define MAX_GPUS 64
+#define MAX_MIG 8
 #define XID_CRITICAL 0x8ULL
 
-typedef struct { int index; } fake_device;
+typedef struct { int index; int mig; } fake_device; /* mig: slot of a MIG device, -1 for a GPU */
 typedef fake_device *nvmlDevice_t;
 typedef struct { unsigned long long total, free, used; } nvmlMemory_t;
 typedef struct { unsigned int version; unsigned long long total, reserved, free, used; } nvmlMemory_v2_t;
@@ -59,6 +86,7 @@ typedef struct { int registered[MAX_GPUS]; } fake_event_set;
 typedef fake_event_set *nvmlEventSet_t;
 
 static fake_device devices[MAX_GPUS];
+static fake_device mig_devices[MAX_GPUS][MAX_MIG];
 static long delivered_seq[MAX_GPUS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int initialized = 0;
@@ -166,7 +194,28 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *dev
     if (!initialized) return NVML_ERROR_UNINITIALIZED;
     if (index >= MAX_GPUS || (long long)index >= num("count", 0)) return NVML_ERROR_INVALID_ARGUMENT;
     devices[index].index = (int)index;
+    devices[index].mig = -1;
     *device = &devices[index];
+    return NVML_SUCCESS;
+}
+
+/* MIG device handles: a slot under a GPU, valid while the fixture lists it. */
+static int is_mig(nvmlDevice_t d) {
+    return d && d >= &mig_devices[0][0] && d < &mig_devices[0][0] + MAX_GPUS * MAX_MIG;
+}
+
+static long long mnum(int i, int j, const char *field, long long dflt) {
+    char key[128];
+    snprintf(key, sizeof key, "gpu.%d.mig.%d.%s", i, j, field);
+    return num(key, dflt);
+}
+
+static nvmlReturn_t mig_check(nvmlDevice_t d) {
+    if (!initialized) return NVML_ERROR_UNINITIALIZED;
+    int i = d->index, j = d->mig;
+    if (i >= num("count", 0) || gnum(i, "lost", 0)) return NVML_ERROR_GPU_IS_LOST;
+    if (!gnum(i, "mig", 0) || j >= gnum(i, "mig_devices", 0)) return NVML_ERROR_NOT_FOUND;
+    if (mnum(i, j, "gone", 0)) return NVML_ERROR_NOT_FOUND;
     return NVML_SUCCESS;
 }
 
@@ -185,10 +234,29 @@ nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *name, unsigned int length) 
     return copy_str(d, "name", "name", "Fake GPU %d", name, length);
 }
 nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *uuid, unsigned int length) {
+    if (is_mig(d)) {
+        nvmlReturn_t r = mig_check(d);
+        if (r) return r;
+        char key[128], buf[256];
+        snprintf(key, sizeof key, "gpu.%d.mig.%d.uuid", d->index, d->mig);
+        if (!lookup(key, buf, sizeof buf))
+            snprintf(buf, sizeof buf, "MIG-fake-%04d-%d", d->index, d->mig);
+        if (strlen(buf) + 1 > length) return NVML_ERROR_INSUFFICIENT_SIZE;
+        strcpy(uuid, buf);
+        return NVML_SUCCESS;
+    }
     return copy_str(d, "uuid", "uuid", "GPU-fake-%04d", uuid, length);
 }
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) {
+    if (is_mig(d)) {
+        nvmlReturn_t r = mig_check(d);
+        if (r) return r;
+        m->total = (unsigned long long)mnum(d->index, d->mig, "mem_total", 10LL << 30);
+        m->used = (unsigned long long)mnum(d->index, d->mig, "mem_used", 0);
+        m->free = m->total > m->used ? m->total - m->used : 0;
+        return NVML_SUCCESS;
+    }
     nvmlReturn_t r = check(d, "memory");
     if (r) return r;
     m->total = (unsigned long long)gnum(d->index, "mem_total", 80LL << 30);
@@ -326,5 +394,206 @@ nvmlReturn_t nvmlEventSetWait(nvmlEventSet_t set, nvmlEventData_t *data, unsigne
 
 nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
     free(set);
+    return NVML_SUCCESS;
+}
+
+/* ---- MIG ---------------------------------------------------------------- */
+
+typedef struct {
+    unsigned int multiprocessorCount, sharedCopyEngineCount, sharedDecoderCount, sharedEncoderCount,
+        sharedJpegCount, sharedOfaCount, gpuInstanceSliceCount, computeInstanceSliceCount;
+    unsigned long long memorySizeMB;
+} nvmlDeviceAttributes_t;
+
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t d, unsigned int *current, unsigned int *pending) {
+    nvmlReturn_t r = check(d, "mig");
+    if (r) return r;
+    long long mode = gnum(d->index, "mig", 0);
+    *current = (unsigned int)mode;
+    *pending = (unsigned int)gnum(d->index, "mig_pending", mode);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t d, unsigned int *count) {
+    nvmlReturn_t r = check(d, "mig");
+    if (r) return r;
+    long long n = gnum(d->index, "mig_max", 7);
+    *count = (unsigned int)(n < 0 ? 0 : n > MAX_MIG ? MAX_MIG : n);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t d, unsigned int index, nvmlDevice_t *mig) {
+    nvmlReturn_t r = check(d, "mig");
+    if (r) return r;
+    if (!gnum(d->index, "mig", 0)) return NVML_ERROR_INVALID_ARGUMENT; /* MIG disabled */
+    if (index >= MAX_MIG || (long long)index >= gnum(d->index, "mig_max", 7))
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if ((long long)index >= gnum(d->index, "mig_devices", 0)) return NVML_ERROR_NOT_FOUND;
+    fake_device *m = &mig_devices[d->index][index];
+    m->index = d->index;
+    m->mig = (int)index;
+    *mig = m;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t d, unsigned int *isMig) {
+    if (!initialized) return NVML_ERROR_UNINITIALIZED;
+    *isMig = is_mig(d) ? 1 : 0;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t d, unsigned int *id) {
+    if (!is_mig(d)) return NVML_ERROR_INVALID_ARGUMENT;
+    nvmlReturn_t r = mig_check(d);
+    if (r) return r;
+    *id = (unsigned int)mnum(d->index, d->mig, "gi", d->mig + 1);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t d, unsigned int *id) {
+    if (!is_mig(d)) return NVML_ERROR_INVALID_ARGUMENT;
+    nvmlReturn_t r = mig_check(d);
+    if (r) return r;
+    *id = (unsigned int)mnum(d->index, d->mig, "ci", 0);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t d, nvmlDeviceAttributes_t *a) {
+    if (!is_mig(d)) {
+        nvmlReturn_t r = check(d, "attributes");
+        if (r) return r;
+        memset(a, 0, sizeof *a);
+        a->multiprocessorCount = 132;
+        a->gpuInstanceSliceCount = 7;
+        a->computeInstanceSliceCount = 7;
+        a->memorySizeMB = (unsigned long long)gnum(d->index, "mem_total", 80LL << 30) >> 20;
+        return NVML_SUCCESS;
+    }
+    nvmlReturn_t r = mig_check(d);
+    if (r) return r;
+    memset(a, 0, sizeof *a);
+    unsigned int slices = (unsigned int)mnum(d->index, d->mig, "slices", 1);
+    a->gpuInstanceSliceCount = slices;
+    a->computeInstanceSliceCount = (unsigned int)mnum(d->index, d->mig, "ci_slices", slices);
+    a->multiprocessorCount = 16 * a->computeInstanceSliceCount;
+    a->memorySizeMB = (unsigned long long)mnum(d->index, d->mig, "mem_total", 10LL << 30) >> 20;
+    return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlDeviceGetAttributes(nvmlDevice_t d, nvmlDeviceAttributes_t *a) {
+    return nvmlDeviceGetAttributes_v2(d, a);
+}
+
+/* ---- GPM ---------------------------------------------------------------- */
+
+#define GPM_GRAPHICS_UTIL 1
+#define GPM_SM_UTIL 2
+#define GPM_SM_OCCUPANCY 3
+#define GPM_ANY_TENSOR_UTIL 5
+#define GPM_DRAM_BW_UTIL 10
+#define GPM_MAX_QUERY 1024
+
+typedef struct {
+    int device;   /* GPU index, -1 until taken */
+    long seq;     /* order in which samples were taken */
+    double gr, sm, occ, dram, tensor;
+} fake_gpm_sample;
+typedef fake_gpm_sample *nvmlGpmSample_t;
+
+typedef struct { char *shortName, *longName, *unit; } nvmlGpmMetricInfo_t;
+typedef struct {
+    unsigned int metricId;
+    nvmlReturn_t nvmlReturn;
+    double value;
+    nvmlGpmMetricInfo_t metricInfo;
+} nvmlGpmMetric_t;
+typedef struct {
+    unsigned int version;
+    unsigned int numMetrics;
+    nvmlGpmSample_t sample1, sample2;
+    nvmlGpmMetric_t metrics[]; /* pynvml passes NVML_GPM_METRIC_MAX of them; numMetrics are used */
+} nvmlGpmMetricsGet_t;
+typedef struct { unsigned int version, isSupportedDevice; } nvmlGpmSupport_t;
+
+static long gpm_seq = 0;
+static long gpm_live = 0;
+
+/* Not NVML: how many GPM samples are allocated and not yet freed (for leak tests). */
+long fakeNvmlLiveGpmSamples(void) {
+    pthread_mutex_lock(&lock);
+    long n = gpm_live;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+nvmlReturn_t nvmlGpmQueryDeviceSupport(nvmlDevice_t d, nvmlGpmSupport_t *s) {
+    nvmlReturn_t r = check(d, "gpm");
+    if (r) return r;
+    if (!s) return NVML_ERROR_INVALID_ARGUMENT;
+    if (s->version != 1) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    s->isSupportedDevice = gnum(d->index, "gpm", 1) ? 1 : 0;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmSampleAlloc(nvmlGpmSample_t *s) {
+    if (!initialized) return NVML_ERROR_UNINITIALIZED;
+    if (!s) return NVML_ERROR_INVALID_ARGUMENT;
+    *s = calloc(1, sizeof(fake_gpm_sample));
+    if (!*s) return NVML_ERROR_UNKNOWN;
+    (*s)->device = -1;
+    pthread_mutex_lock(&lock);
+    gpm_live++;
+    pthread_mutex_unlock(&lock);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmSampleFree(nvmlGpmSample_t s) {
+    if (!s) return NVML_ERROR_INVALID_ARGUMENT;
+    free(s);
+    pthread_mutex_lock(&lock);
+    gpm_live--;
+    pthread_mutex_unlock(&lock);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmSampleGet(nvmlDevice_t d, nvmlGpmSample_t s) {
+    nvmlReturn_t r = check(d, "gpm");
+    if (r) return r;
+    if (!s) return NVML_ERROR_INVALID_ARGUMENT;
+    int i = d->index;
+    if (!gnum(i, "gpm", 1)) return NVML_ERROR_NOT_SUPPORTED;
+    long long util = gnum(i, "util", 0);
+    s->device = i;
+    s->gr = (double)gnum(i, "gr_active", util);
+    s->sm = (double)gnum(i, "sm_active", util);
+    s->occ = (double)gnum(i, "sm_occupancy", 0);
+    s->dram = (double)gnum(i, "dram_active", gnum(i, "mem_util", 0));
+    s->tensor = (double)gnum(i, "tensor_active", 0);
+    pthread_mutex_lock(&lock);
+    s->seq = ++gpm_seq;
+    pthread_mutex_unlock(&lock);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmMetricsGet(nvmlGpmMetricsGet_t *m) {
+    if (!initialized) return NVML_ERROR_UNINITIALIZED;
+    if (!m) return NVML_ERROR_INVALID_ARGUMENT;
+    if (m->version != 1) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    if (m->numMetrics > GPM_MAX_QUERY) return NVML_ERROR_INVALID_ARGUMENT;
+    nvmlGpmSample_t a = m->sample1, b = m->sample2;
+    if (!a || !b || a->device < 0 || b->device < 0) return NVML_ERROR_INVALID_ARGUMENT;
+    if (a->device != b->device || a->seq >= b->seq) return NVML_ERROR_INVALID_ARGUMENT;
+    for (unsigned int k = 0; k < m->numMetrics; k++) {
+        nvmlGpmMetric_t *x = &m->metrics[k];
+        x->nvmlReturn = NVML_SUCCESS;
+        x->metricInfo.shortName = x->metricInfo.longName = x->metricInfo.unit = NULL;
+        switch (x->metricId) {
+        case GPM_GRAPHICS_UTIL: x->value = b->gr; break;
+        case GPM_SM_UTIL: x->value = b->sm; break;
+        case GPM_SM_OCCUPANCY: x->value = b->occ; break;
+        case GPM_DRAM_BW_UTIL: x->value = b->dram; break;
+        case GPM_ANY_TENSOR_UTIL: x->value = b->tensor; break;
+        default: x->value = 0; x->nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+        }
+    }
     return NVML_SUCCESS;
 }

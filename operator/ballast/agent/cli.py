@@ -278,6 +278,7 @@ def run(args: argparse.Namespace) -> int:
             watcher.join(timeout=2)
         if attributor is not None:
             attributor.stop()
+        collector.close()  # GPM sample buffers, before NVML goes
         collector.nvml.shutdown()
     log.info("agent stopped")
     return 0

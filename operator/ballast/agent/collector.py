@@ -22,6 +22,9 @@ from typing import TypeVar
 
 from ballast.agent import health
 from ballast.agent.attribution import Owner
+from ballast.agent.gpm import GpmReading, GpmSampler
+from ballast.agent.mig import MigState
+from ballast.agent.mig import read as read_mig
 from ballast.clock import Clock
 from ballast.logs import kv
 from ballast.telemetry.nvml import (
@@ -49,7 +52,7 @@ class GPUSample:
     uuid: str
     name: str
     memory: Memory | None = None
-    utilization_pct: int | None = None
+    utilization_pct: int | None = None  # from GPM's graphics activity where the GPU offers it
     power_w: float | None = None
     temperature_c: int | None = None
     clock_reasons: int | None = None
@@ -60,6 +63,8 @@ class GPUSample:
     xid_count: int = 0
     health: health.Health = health.HEALTHY
     pods: tuple[Owner, ...] = ()  # who holds the GPU (ballast.agent.attribution), sorted
+    gpm: GpmReading | None = None  # None: no GPM on this GPU, or its first collection
+    mig: MigState | None = None  # None: the GPU has no MIG
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,7 @@ class Collector:
         self._handles: dict[int, tuple[Handle, int, str]] = {}
         self._pods: dict[str, tuple[Owner, ...]] = {}  # by GPU UUID, from set_pods
         self.generation = 0  # bumped when the set of GPU handles changes
+        self.gpm = GpmSampler(nvml)
 
     # -- read side ---------------------------------------------------------
 
@@ -200,6 +206,7 @@ class Collector:
                     sample = self._sample(index, start, handles)
                     if sample is not None:
                         gpus.append(sample)
+        self.gpm.retain({uuid for _, _, uuid in handles.values()})  # free vanished GPUs' samples
         elapsed = self.clock.monotonic() - start
         snap = Snapshot(self.clock.now(), available, self._driver, tuple(gpus), elapsed)
         with self._lock:
@@ -229,12 +236,17 @@ class Collector:
                 name = self._read(gpu, uuid, "name", lambda: self.nvml.name(h))
                 self._names[uuid] = name or "unknown"
             power_mw = self._read(gpu, uuid, "power", lambda: self.nvml.power_mw(h))
+            gpm = self._read(gpu, uuid, "gpm", lambda: self.gpm.read(uuid, h))
+            if gpm is not None and gpm.graphics_pct is not None:
+                util: int | None = round(gpm.graphics_pct)
+            else:  # no GPM, or no rate yet (a GPU's first collection)
+                util = self._read(gpu, uuid, "util", lambda: self.nvml.utilization_pct(h))
             sample = GPUSample(
                 index=index,
                 uuid=uuid,
                 name=self._names[uuid],
                 memory=self._read(gpu, uuid, "memory", lambda: self.nvml.memory(h)),
-                utilization_pct=self._read(gpu, uuid, "util", lambda: self.nvml.utilization_pct(h)),
+                utilization_pct=util,
                 power_w=None if power_mw is None else power_mw / 1000.0,
                 temperature_c=self._read(gpu, uuid, "temp", lambda: self.nvml.temperature_c(h)),
                 clock_reasons=self._read(
@@ -244,8 +256,11 @@ class Collector:
                     gpu, uuid, "ecc", lambda: self.nvml.ecc_uncorrected_volatile(h)
                 ),
                 remap=self._read(gpu, uuid, "remap", lambda: self.nvml.remapped_rows(h)),
+                gpm=gpm,
+                mig=self._mig(gpu, uuid, h),
             )
         except _Lost:
+            self.gpm.restart(uuid)  # no rate across the time it did not answer
             sample = GPUSample(index=index, uuid=uuid, name=self._names.get(uuid, "unknown"))
             sample = dataclasses.replace(sample, lost=True)
         if sample.lost != mem.lost:
@@ -263,6 +278,21 @@ class Collector:
             health=verdict,
             pods=self._pods.get(uuid, ()),
         )
+
+    def _mig(self, gpu: str, uuid: str, h: Handle) -> MigState | None:
+        result = self._read(gpu, uuid, "mig", lambda: read_mig(self.nvml, h))
+        if result is None:
+            return None
+        state, problems = result
+        for problem in problems:  # a MIG device gone mid-read is counted and skipped
+            if problem.gpu_lost:
+                raise _Lost
+            self.record_problem(gpu, problem)
+        return state
+
+    def close(self) -> None:
+        """Release what the collector holds in NVML (before ``nvmlShutdown``)."""
+        self.gpm.close()
 
     # -- attribution -------------------------------------------------------
 

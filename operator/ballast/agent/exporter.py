@@ -5,6 +5,12 @@ the series of a GPU that vanished disappear with it (no stale labelled gauges).
 dcgm-exporter types ``DCGM_FI_DEV_ECC_DBE_VOL_TOTAL`` as a counter without a
 ``_total`` suffix, which prometheus_client cannot emit; it is a gauge here,
 with the same name and value, so queries and dashboards are unchanged.
+
+Where GPM gives readings, the ``DCGM_FI_PROF_*`` series carry them as ratios
+(0-1), as dcgm-exporter's profiling fields are. On a GPU in MIG mode with MIG
+devices, the framebuffer series are per MIG device, with dcgm-exporter's
+``GPU_I_ID`` and ``GPU_I_PROFILE`` labels added, instead of per GPU (so a sum
+over them counts each byte once).
 """
 
 from __future__ import annotations
@@ -14,9 +20,12 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as _PromCollector
+from prometheus_client.samples import Sample
 
 from ballast.agent.attributor import Attributor
 from ballast.agent.collector import Collector, GPUSample
+from ballast.agent.gpm import GpmReading
+from ballast.agent.mig import MigDevice
 from ballast.agent.record import MIB, Publisher
 
 GPU_LABELS = ["gpu", "UUID", "device", "modelName", "Hostname"]
@@ -25,6 +34,13 @@ GPU_LABELS = ["gpu", "UUID", "device", "modelName", "Hostname"]
 POD_LABELS = ["container", "namespace", "pod"]
 DCGM_LABELS = [*GPU_LABELS, *POD_LABELS]
 POD_NONE = ("", "", "")
+MIG_LABELS = ["GPU_I_ID", "GPU_I_PROFILE"]
+
+
+def _ratio(g: GPUSample, read: Callable[[GpmReading], float | None]) -> float | None:
+    pct = read(g.gpm) if g.gpm is not None else None
+    return None if pct is None else pct / 100.0
+
 
 # name, help, value from a sample (None: not exported for that GPU)
 _DCGM: list[tuple[str, str, Callable[[GPUSample], float | None]]] = [
@@ -76,7 +92,39 @@ _DCGM: list[tuple[str, str, Callable[[GPUSample], float | None]]] = [
         "Whether remapping of rows has failed.",
         lambda g: float(g.remap.failure) if g.remap else None,
     ),
+    (
+        "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+        "Ratio of time the graphics engine is active.",
+        lambda g: _ratio(g, lambda r: r.graphics_pct),
+    ),
+    (
+        "DCGM_FI_PROF_SM_ACTIVE",
+        "The ratio of cycles an SM has at least 1 warp assigned.",
+        lambda g: _ratio(g, lambda r: r.sm_active_pct),
+    ),
+    (
+        "DCGM_FI_PROF_SM_OCCUPANCY",
+        "The ratio of number of warps resident on an SM.",
+        lambda g: _ratio(g, lambda r: r.sm_occupancy_pct),
+    ),
+    (
+        "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE",
+        "Ratio of cycles the tensor (HMMA) pipe is active.",
+        lambda g: _ratio(g, lambda r: r.tensor_active_pct),
+    ),
+    (
+        "DCGM_FI_PROF_DRAM_ACTIVE",
+        "Ratio of cycles the device memory interface is active sending or receiving data.",
+        lambda g: _ratio(g, lambda r: r.dram_active_pct),
+    ),
 ]
+
+# Framebuffer series that are per MIG device on a GPU with MIG devices.
+_MIG_FB: dict[str, Callable[[MigDevice], float | None]] = {
+    "DCGM_FI_DEV_FB_USED": lambda d: d.memory.used // MIB if d.memory else None,
+    "DCGM_FI_DEV_FB_FREE": lambda d: d.memory.free // MIB if d.memory else None,
+    "DCGM_FI_DEV_FB_TOTAL": lambda d: d.memory.total // MIB if d.memory else None,
+}
 
 
 class AgentMetrics(_PromCollector):
@@ -123,7 +171,11 @@ class AgentMetrics(_PromCollector):
                 *labels,
                 *((first.container, first.namespace, first.pod) if first else POD_NONE),
             ]
+            mig_devices = () if g.lost or g.mig is None else g.mig.devices
             for name, _, value in _DCGM:
+                if mig_devices and name in _MIG_FB:
+                    _add_mig(families[name], labels, mig_devices, _MIG_FB[name])
+                    continue
                 v = None if g.lost else value(g)
                 if v is not None:
                     families[name].add_metric(dcgm, float(v))
@@ -133,6 +185,7 @@ class AgentMetrics(_PromCollector):
             for r in g.health.reasons:
                 reasons.add_metric([*labels, r], 1.0)
         yield from families.values()
+        yield from _mig_metrics(snap.gpus, self.hostname)
         yield healthy
         yield reasons
         yield pod_info
@@ -170,6 +223,53 @@ class AgentMetrics(_PromCollector):
                 failures.add_metric([target], float(self.publisher.failures[target]))
             yield writes
             yield failures
+
+
+def _add_mig(
+    family: GaugeMetricFamily,
+    labels: list[str],
+    devices: tuple[MigDevice, ...],
+    value: Callable[[MigDevice], float | None],
+) -> None:
+    """One sample per MIG device: the GPU's labels, no pod, and GPU_I_ID/GPU_I_PROFILE."""
+    for d in devices:
+        v = value(d)
+        if v is None:
+            continue
+        names = [*GPU_LABELS, *POD_LABELS, *MIG_LABELS]
+        values = [*labels, *POD_NONE, str(d.gpu_instance), d.profile]
+        family.samples.append(Sample(family.name, dict(zip(names, values, strict=True)), float(v)))
+
+
+def _mig_metrics(gpus: tuple[GPUSample, ...], hostname: str) -> Iterator[Metric]:
+    mode = GaugeMetricFamily(
+        "ballast_agent_mig_mode",
+        "1 if MIG mode is on for the GPU, else 0 (absent: the GPU has no MIG).",
+        labels=GPU_LABELS,
+    )
+    pending = GaugeMetricFamily(
+        "ballast_agent_mig_mode_pending",
+        "MIG mode the GPU takes at its next reset (1 on, 0 off).",
+        labels=GPU_LABELS,
+    )
+    info = GaugeMetricFamily(
+        "ballast_agent_mig_device_info",
+        "1 for each MIG device of the GPU, with its GPU instance, profile, compute instance "
+        "and UUID.",
+        labels=[*GPU_LABELS, *MIG_LABELS, "compute_instance_id", "mig_uuid"],
+    )
+    for g in gpus:
+        if g.mig is None or g.lost:
+            continue
+        labels = [str(g.index), g.uuid, f"nvidia{g.index}", g.name, hostname]
+        mode.add_metric(labels, 1.0 if g.mig.enabled else 0.0)
+        pending.add_metric(labels, 1.0 if g.mig.pending else 0.0)
+        for d in g.mig.devices:
+            ids = [str(d.gpu_instance), d.profile, str(d.compute_instance), d.uuid]
+            info.add_metric([*labels, *ids], 1.0)
+    yield mode
+    yield pending
+    yield info
 
 
 def _attribution_metrics(attributor: Attributor) -> Iterator[Metric]:

@@ -223,6 +223,20 @@ def record_status(snap: Snapshot, node_name: str, interval_s: float) -> dict[str
                 }
                 for o in g.pods[:MAX_OWNERS]
             ]
+        if g.mig is not None and not g.lost:
+            gpu["migEnabled"] = g.mig.enabled
+            if g.mig.devices:
+                gpu["migDevices"] = [
+                    {
+                        "uuid": d.uuid[:128],
+                        "gpuInstanceId": d.gpu_instance,
+                        "profile": d.profile[:32],
+                        "slices": min(d.slices, 8),
+                        "memoryTotalMiB": d.memory.total // MIB if d.memory else 0,
+                        "memoryUsedMiB": d.memory.used // MIB if d.memory else 0,
+                    }
+                    for d in sorted(g.mig.devices, key=lambda d: d.gpu_instance)[:8]
+                ]
         gpus.append(gpu)
     return {
         "nodeName": node_name,

@@ -24,6 +24,7 @@ import pynvml
 SUCCESS = 0
 ERROR_UNINITIALIZED = 1
 ERROR_NOT_SUPPORTED = 3
+ERROR_NOT_FOUND = 6
 ERROR_TIMEOUT = 10
 ERROR_LIBRARY_NOT_FOUND = 12
 ERROR_FUNCTION_NOT_FOUND = 13
@@ -43,8 +44,16 @@ CLOCKS_SW_THERMAL_SLOWDOWN = 0x20
 
 EVENT_XID_CRITICAL = 0x8
 
+# GPM metric ids (nvmlGpmMetricId_t), as pynvml names them.
+GPM_GRAPHICS_UTIL = int(pynvml.NVML_GPM_METRIC_GRAPHICS_UTIL)
+GPM_SM_UTIL = int(pynvml.NVML_GPM_METRIC_SM_UTIL)
+GPM_SM_OCCUPANCY = int(pynvml.NVML_GPM_METRIC_SM_OCCUPANCY)
+GPM_ANY_TENSOR_UTIL = int(pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL)
+GPM_DRAM_BW_UTIL = int(pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL)
+
 Handle = NewType("Handle", object)
 EventSet = NewType("EventSet", object)
+GpmSample = NewType("GpmSample", object)
 T = TypeVar("T")
 
 _load_lock = threading.Lock()
@@ -86,6 +95,32 @@ class RemappedRows:
     uncorrectable: int
     pending: bool
     failure: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MigMode:
+    """MIG mode of a GPU: what it is now and what it becomes at the next GPU reset."""
+
+    current: bool
+    pending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MigIds:
+    """Where a MIG device sits: its GPU instance and compute instance."""
+
+    gpu_instance: int
+    compute_instance: int
+
+
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """``nvmlDeviceGetAttributes``: the slices and memory of a (MIG) device."""
+
+    gpu_instance_slices: int
+    compute_instance_slices: int
+    multiprocessors: int
+    memory_mib: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,3 +301,98 @@ class Nvml:
     def event_set_free(self, es: EventSet) -> None:
         """Release ``es`` (errors ignored: nothing useful can be done about them)."""
         _guard("nvmlEventSetFree", lambda: pynvml.nvmlEventSetFree(es))
+
+    # -- GPM (Hopper and later) --------------------------------------------
+
+    def gpm_supported(self, h: Handle) -> bool | Problem:
+        """Whether GPU ``h`` offers GPM metrics (``nvmlGpmQueryDeviceSupport``)."""
+        return _guard(
+            "nvmlGpmQueryDeviceSupport",
+            lambda: bool(pynvml.nvmlGpmQueryDeviceSupport(h).isSupportedDevice),
+        )
+
+    def gpm_sample_alloc(self) -> GpmSample | Problem:
+        """A new GPM sample buffer (free it with :meth:`gpm_sample_free`)."""
+        return _guard("nvmlGpmSampleAlloc", lambda: GpmSample(pynvml.nvmlGpmSampleAlloc()))
+
+    def gpm_sample_get(self, h: Handle, sample: GpmSample) -> Problem | None:
+        """Take a GPM sample of GPU ``h`` into ``sample``; None on success."""
+        result = _guard("nvmlGpmSampleGet", lambda: pynvml.nvmlGpmSampleGet(h, sample))
+        return result if isinstance(result, Problem) else None
+
+    def gpm_metrics(
+        self, older: GpmSample, newer: GpmSample, metric_ids: tuple[int, ...]
+    ) -> dict[int, float] | Problem:
+        """``metric_ids`` over the interval between two samples; metrics NVML refused are absent."""
+
+        def read() -> dict[int, float]:
+            req = pynvml.c_nvmlGpmMetricsGet_t()
+            req.version = pynvml.NVML_GPM_METRICS_GET_VERSION
+            req.numMetrics = len(metric_ids)
+            req.sample1 = older
+            req.sample2 = newer
+            for n, metric in enumerate(metric_ids):
+                req.metrics[n].metricId = metric
+            pynvml.nvmlGpmMetricsGet(req)
+            return {
+                int(m.metricId): float(m.value)
+                for m in req.metrics[: len(metric_ids)]
+                if int(m.nvmlReturn) == SUCCESS
+            }
+
+        return _guard("nvmlGpmMetricsGet", read)
+
+    def gpm_sample_free(self, sample: GpmSample) -> None:
+        """Release ``sample`` (errors ignored)."""
+        _guard("nvmlGpmSampleFree", lambda: pynvml.nvmlGpmSampleFree(sample))
+
+    # -- MIG ---------------------------------------------------------------
+
+    def mig_mode(self, h: Handle) -> MigMode | Problem:
+        """Current and pending MIG mode of GPU ``h``."""
+
+        def read() -> MigMode:
+            current, pending = pynvml.nvmlDeviceGetMigMode(h)
+            return MigMode(bool(current), bool(pending))
+
+        return _guard("nvmlDeviceGetMigMode", read)
+
+    def max_mig_devices(self, h: Handle) -> int | Problem:
+        """How many MIG devices GPU ``h`` can hold (the slots to enumerate)."""
+        return _guard(
+            "nvmlDeviceGetMaxMigDeviceCount", lambda: int(pynvml.nvmlDeviceGetMaxMigDeviceCount(h))
+        )
+
+    def mig_device(self, h: Handle, slot: int) -> Handle | Problem:
+        """The MIG device in ``slot`` of GPU ``h`` (``ERROR_NOT_FOUND``: an empty slot)."""
+        return _guard(
+            "nvmlDeviceGetMigDeviceHandleByIndex",
+            lambda: Handle(pynvml.nvmlDeviceGetMigDeviceHandleByIndex(h, slot)),
+        )
+
+    def mig_ids(self, mig: Handle) -> MigIds | Problem:
+        """GPU instance and compute instance ids of MIG device ``mig``."""
+        gi = _guard(
+            "nvmlDeviceGetGpuInstanceId", lambda: int(pynvml.nvmlDeviceGetGpuInstanceId(mig))
+        )
+        if isinstance(gi, Problem):
+            return gi
+        ci = _guard(
+            "nvmlDeviceGetComputeInstanceId",
+            lambda: int(pynvml.nvmlDeviceGetComputeInstanceId(mig)),
+        )
+        return ci if isinstance(ci, Problem) else MigIds(gi, ci)
+
+    def attributes(self, h: Handle) -> Attributes | Problem:
+        """Slices, multiprocessors and memory of a (MIG) device."""
+
+        def read() -> Attributes:
+            a = pynvml.nvmlDeviceGetAttributes(h)
+            return Attributes(
+                int(a.gpuInstanceSliceCount),
+                int(a.computeInstanceSliceCount),
+                int(a.multiprocessorCount),
+                int(a.memorySizeMB),
+            )
+
+        return _guard("nvmlDeviceGetAttributes", read)

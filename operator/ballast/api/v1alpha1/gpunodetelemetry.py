@@ -21,6 +21,7 @@ MAX_REASONS = 16
 MAX_CACHE_ITEMS = 256  # the largest items first; the rest are counted in omittedItems
 MAX_CACHE_NAME = 253
 MAX_PODS = 32  # owners listed per GPU
+MAX_MIG_DEVICES = 8  # MIG devices listed per GPU (7 is the most any GPU holds)
 
 
 class GPUNodeTelemetryPod(ApiModel):
@@ -38,6 +39,26 @@ class GPUNodeTelemetryPod(ApiModel):
         "a node with a device plugin) or ballast (the pod's ballast.dev/gpu-ids, used where the "
         "kubelet does not report the pod with GPUs). Where the two disagree about a pod, only "
         "the kubelet's allocation is listed."
+    )
+
+
+class GPUNodeTelemetryMigDevice(ApiModel):
+    """One MIG device of a GPU in MIG mode (informational: the scheduler does not place on MIG)."""
+
+    uuid: str = Field(default="", max_length=128, description="The MIG device's UUID (MIG-...).")
+    gpu_instance_id: int = Field(default=0, ge=0, description="Its GPU instance id (GPU_I_ID).")
+    profile: str = Field(
+        default="",
+        max_length=32,
+        description="The GPU instance profile, <slices>g.<GiB>gb (e.g. 1g.10gb), derived from "
+        "its slices and memory size.",
+    )
+    slices: int = Field(default=0, ge=0, le=8, description="GPU instance slices (of 7).")
+    memory_total_mib: int = Field(
+        default=0, ge=0, alias="memoryTotalMiB", description="Its framebuffer size in MiB."
+    )
+    memory_used_mib: int = Field(
+        default=0, ge=0, alias="memoryUsedMiB", description="Its framebuffer in use in MiB."
     )
 
 
@@ -85,6 +106,17 @@ class GPUNodeTelemetryGPU(ApiModel):
         max_length=MAX_PODS,
         description="The containers holding this GPU, as the node agent attributes them "
         "(absent: none, or attribution is off). Sorted; at most 32.",
+    )
+    mig_enabled: bool | None = Field(
+        default=None,
+        description="Whether MIG mode is on (absent: the GPU has no MIG). The scheduler does "
+        "not act on MIG.",
+    )
+    mig_devices: list[GPUNodeTelemetryMigDevice] | None = Field(
+        default=None,
+        max_length=MAX_MIG_DEVICES,
+        description=f"The GPU's MIG devices when MIG is on, by GPU instance (at most "
+        f"{MAX_MIG_DEVICES}).",
     )
 
 
