@@ -150,6 +150,7 @@ def build(args: argparse.Namespace) -> tuple[Scheduler, list[Informer], Kube]:
         metrics,
         source,
     )
+    metrics.watch_pods(lambda: sched.snapshot.pods.values(), sched.lock)
     resources = [NODES, NAMESPACES, WORKLOADCLASSES, GPUQUOTAS, BATCHWINDOWS, PDBS, PODS]
     if records:
         # Started first, so records usually arrive before their nodes; either order converges

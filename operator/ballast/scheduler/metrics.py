@@ -2,7 +2,55 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ballast.placement.state import Placement
+
+POD_INFO = "ballast_scheduler_pod_info"
+POD_INFO_LABELS = ("namespace", "pod", "class", "tier", "node")
+
+
+class PodInfo(Collector):
+    """``ballast_scheduler_pod_info``: 1 per GPU pod the scheduler charges, with its class.
+
+    Rendered from the snapshot at scrape time (no bookkeeping on the hot
+    path), under the scheduler's lock. Joined on ``namespace``/``pod`` with the
+    agents' DCGM series, it gives GPU utilisation per class and tier (the
+    recording rule ``ballast:gpu_utilization:avg_by_class``).
+    """
+
+    def __init__(
+        self, placements: Callable[[], Iterable[Placement]], lock: threading.RLock
+    ) -> None:
+        self.placements = placements
+        self.lock = lock
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """One sample per charged pod that holds GPUs."""
+        family = GaugeMetricFamily(
+            POD_INFO,
+            "GPU pods the scheduler charges (bound or being bound), with their class, tier and "
+            "node; always 1.",
+            labels=POD_INFO_LABELS,
+        )
+        with self.lock:
+            rows = [
+                (p.namespace, p.name, p.class_name, p.tier, p.node)
+                for p in list(self.placements())
+                if p.gpus
+            ]
+        for row in rows:
+            family.add_metric(row, 1.0)
+        yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """No samples at registration time."""
+        return iter(())
 
 
 class SchedulerMetrics:
@@ -55,6 +103,12 @@ class SchedulerMetrics:
         self.leader = Gauge(
             "ballast_scheduler_is_leader", "1 while this replica holds the lease.", registry=r
         )
+
+    def watch_pods(
+        self, placements: Callable[[], Iterable[Placement]], lock: threading.RLock
+    ) -> None:
+        """Export ``ballast_scheduler_pod_info`` from ``placements`` (read under ``lock``)."""
+        self.registry.register(PodInfo(placements, lock))
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Serve ``/metrics`` on ``addr:port`` from a background thread."""
