@@ -44,7 +44,17 @@ CLUSTER_PEERINGS = Resource(PEERING_GROUP, PEERING_VERSION, PEERING_PLURAL, Fals
 
 
 def ensure_peering_object(kube: Kube, name: str) -> None:
-    """Create the ClusterKopfPeering ``name`` unless it exists (its CRD must be installed)."""
+    """Create the ClusterKopfPeering ``name`` unless it exists (its CRD must be installed).
+
+    Read first: where the Helm chart made the object, the operator's role
+    grants ``get`` on it but no ``create``.
+    """
+    try:
+        if kube.get(CLUSTER_PEERINGS.path(name)) is not None:
+            return
+    except KubeError as exc:
+        if exc.status != 403:
+            raise
     try:
         kube.create(
             CLUSTER_PEERINGS.path(),

@@ -284,3 +284,24 @@ def from_secret(secret: Mapping[str, Any] | None) -> CertBundle | None:
     except (KeyError, binascii.Error, ValueError):
         return None
     return CertBundle(raw[CA_CERT], raw[CA_KEY], raw[TLS_CERT], raw[TLS_KEY])
+
+
+def from_external_secret(secret: Mapping[str, Any] | None) -> CertBundle | None:
+    """The bundle in a Secret someone else writes (cert-manager): no CA key; ``ca.crt`` optional.
+
+    None while the Secret or its certificate and key are missing or unreadable.
+    """
+    data = (secret or {}).get("data")
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        raw = {
+            k: base64.b64decode(str(data.get(k) or ""), validate=True)
+            for k in (TLS_CERT, TLS_KEY, CA_CERT)
+        }
+        if not raw[TLS_CERT] or not raw[TLS_KEY]:
+            return None
+        x509.load_pem_x509_certificate(raw[TLS_CERT])
+    except (binascii.Error, ValueError):
+        return None
+    return CertBundle(raw[CA_CERT], b"", raw[TLS_CERT], raw[TLS_KEY])

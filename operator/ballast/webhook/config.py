@@ -148,6 +148,26 @@ def validating(opts: WebhookOptions, ca_bundle: bytes) -> dict[str, Any]:
     }
 
 
+def ca_bundle_patch(kind: str, opts: WebhookOptions, ca_bundle: bytes) -> dict[str, Any]:
+    """A server-side apply body that owns only each webhook's ``caBundle`` (``kind``: mutating | validating).
+
+    For configurations someone else made (the Helm chart): ``webhooks`` is a
+    list keyed by name, so the apply merges into the existing entries and
+    leaves every other field to its owner. The names come from the builders
+    above, so they cannot drift from what the operator would write itself.
+    """
+    full = mutating(opts, ca_bundle) if kind == "mutating" else validating(opts, ca_bundle)
+    return {
+        "apiVersion": full["apiVersion"],
+        "kind": full["kind"],
+        "metadata": {"name": opts.config_name},
+        "webhooks": [
+            {"name": h["name"], "clientConfig": {"caBundle": h["clientConfig"]["caBundle"]}}
+            for h in full["webhooks"]
+        ],
+    }
+
+
 def path(kind: str, name: str) -> str:
     """The REST path of a webhook configuration (``kind``: mutating | validating)."""
     plural = f"{kind}webhookconfigurations"

@@ -35,6 +35,12 @@ class WebhookOptions:
     # the webhook to their own namespaces with it).
     namespace_labels: dict[str, str] = field(default_factory=dict)
     manage_config: bool = True
+    # The configurations exist already (a Helm chart made them): only their
+    # caBundle is written, and nothing else of them is owned.
+    ca_bundle_only: bool = False
+    # Someone else (cert-manager) writes the Secret (tls.crt, tls.key, ca.crt):
+    # it is only read, and reloaded when it changes; never created or rotated.
+    external_certs: bool = False
 
     @property
     def cert_hosts(self) -> tuple[str, ...]:
@@ -117,6 +123,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="serve, but leave the webhook configurations to someone else (e.g. Helm)",
     )
+    g.add_argument(
+        "--webhook-ca-bundle-only",
+        action="store_true",
+        help="the configurations exist (the Helm chart makes them): write only their caBundle",
+    )
+    g.add_argument(
+        "--webhook-external-certs",
+        action="store_true",
+        help="the Secret is written by someone else (cert-manager: tls.crt, tls.key, ca.crt): "
+        "read it and reload it when it changes, never write it",
+    )
 
 
 def from_args(args: argparse.Namespace) -> WebhookOptions | None:
@@ -134,4 +151,6 @@ def from_args(args: argparse.Namespace) -> WebhookOptions | None:
         service_name=None if args.webhook_url else args.webhook_service,
         namespace_labels=dict(args.webhook_namespace_labels),
         manage_config=not args.webhook_no_config,
+        ca_bundle_only=args.webhook_ca_bundle_only,
+        external_certs=args.webhook_external_certs,
     )

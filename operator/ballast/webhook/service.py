@@ -88,6 +88,8 @@ def sync_certs(
     Safe with several replicas: writes carry the resourceVersion read, so
     only one replica's rotation lands and the others adopt it on conflict.
     """
+    if opts.external_certs:
+        return read_external_certs(kube, opts)
     for _ in range(5):
         secret = kube.get(SECRETS.path(opts.secret_name, opts.namespace))
         bundle, reason = certs.plan(certs.from_secret(secret), opts.cert_hosts, now, life)
@@ -115,13 +117,45 @@ def sync_certs(
     raise WebhookError(f"Secret {opts.namespace}/{opts.secret_name} keeps changing under us")
 
 
+class CertsNotReady(WebhookError):
+    """The Secret someone else writes (cert-manager) holds no usable certificate yet."""
+
+
+# What the first certificate read retries on (then the operator exits and is restarted).
+_START_ERRORS: tuple[type[Exception], ...] = (*_API_ERRORS, CertsNotReady)
+
+
+def read_external_certs(kube: Kube, opts: WebhookOptions) -> certs.CertBundle:
+    """The certificate another issuer keeps in the Secret (read only, never written)."""
+    secret = kube.get(SECRETS.path(opts.secret_name, opts.namespace))
+    bundle = certs.from_external_secret(secret)
+    if bundle is None:
+        raise CertsNotReady(
+            f"Secret {opts.namespace}/{opts.secret_name} holds no tls.crt/tls.key yet"
+        )
+    return bundle
+
+
+# Owns only the caBundle fields of configurations the Helm chart made; a manager of
+# its own, so that it never takes over (or drops) fields another mode applied.
+CA_BUNDLE_FIELD_MANAGER = "ballast-webhook-ca"
+
+
 def apply_configs(kube: Kube, opts: WebhookOptions, ca_bundle: bytes) -> None:
-    """Server-side apply both webhook configurations with ``ca_bundle``."""
-    for kind, obj in (
-        ("mutating", config.mutating(opts, ca_bundle)),
-        ("validating", config.validating(opts, ca_bundle)),
-    ):
-        kube.apply(config.path(kind, opts.config_name), obj, field_manager=wk.FIELD_MANAGER)
+    """Server-side apply both webhook configurations with ``ca_bundle``.
+
+    With ``ca_bundle_only`` the configurations must exist already; only their
+    ``caBundle`` is applied (a missing one is refused by the API server and
+    retried at the next resync).
+    """
+    for kind in ("mutating", "validating"):
+        if opts.ca_bundle_only:
+            obj = config.ca_bundle_patch(kind, opts, ca_bundle)
+            manager = CA_BUNDLE_FIELD_MANAGER
+        else:
+            build = config.mutating if kind == "mutating" else config.validating
+            obj, manager = build(opts, ca_bundle), wk.FIELD_MANAGER
+        kube.apply(config.path(kind, opts.config_name), obj, field_manager=manager)
 
 
 def delete_configs(kube: Kube, name: str) -> None:
@@ -244,10 +278,11 @@ class WebhookService:
         for attempt in range(START_ATTEMPTS):
             try:
                 return sync_certs(self.kube, self.opts, self.clock.now(), self.lifetimes)
-            except _API_ERRORS as exc:
+            except _START_ERRORS as exc:
                 if isinstance(exc, KubeError) and 400 <= exc.status < 500 and not exc.conflict:
                     raise WebhookError(
-                        f"cannot create Secret {self.opts.namespace}/{self.opts.secret_name}: {exc}"
+                        f"cannot read or write Secret {self.opts.namespace}/"
+                        f"{self.opts.secret_name}: {exc}"
                     ) from exc
                 log.warning(
                     "webhook certificate not ready; retrying",
@@ -255,6 +290,11 @@ class WebhookService:
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        if self.opts.external_certs:
+            raise CertsNotReady(
+                f"Secret {self.opts.namespace}/{self.opts.secret_name} holds no certificate "
+                "(is cert-manager issuing it?)"
+            )
         raise WebhookError("the API server did not answer while setting up certificates")
 
     def _apply_configs(self) -> None:
