@@ -8,7 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ballast.controller.conditions import Cond, merge_conditions, ready_from, rfc3339
+from ballast.controller.conditions import (
+    Cond,
+    kstatus_conditions,
+    merge_conditions,
+    ready_from,
+    rfc3339,
+)
 from ballast.windows import InvalidWindow, schedule_from_spec, state_at
 
 log = logging.getLogger(__name__)
@@ -55,8 +61,12 @@ def _invalid(
     old: Mapping[str, Any], generation: int | None, now: dt.datetime, reason: str, message: str
 ) -> Tick:
     cond = Cond("ScheduleValid", False, reason, message)
+    ready = ready_from([cond])
     conditions = merge_conditions(
-        old.get("conditions"), [cond, ready_from([cond])], generation=generation, now=now
+        old.get("conditions"),
+        [cond, ready, *kstatus_conditions(ready)],
+        generation=generation,
+        now=now,
     )
     events: list[tuple[str, str, str]] = []
     if old.get("observedGeneration") != generation or _ready(old) is not False:
@@ -80,8 +90,12 @@ def _tick(
     if state.error is not None:
         raise InvalidWindow("InvalidSchedule", state.error)
     cond = Cond("ScheduleValid", True, "Valid", "schedule, duration and time zone are valid")
+    ready = ready_from([cond])
     conditions = merge_conditions(
-        old.get("conditions"), [cond, ready_from([cond])], generation=generation, now=now
+        old.get("conditions"),
+        [cond, ready, *kstatus_conditions(ready)],
+        generation=generation,
+        now=now,
     )
     status = {
         "observedGeneration": generation,

@@ -2,6 +2,12 @@
 
 ``lastTransitionTime`` changes only when ``status`` changes, so re-reconciling
 an unchanged object writes an identical status (no churn, no watch events).
+
+Besides ``Ready`` (positive polarity: True is good), every kind carries the
+two conditions kstatus reads (``sigs.k8s.io/cli-utils/pkg/kstatus``, which
+Flux's health checks use): ``Reconciling`` and ``Stalled``, abnormal-true.
+kstatus never looks at ``Ready``; without these a ``Ready=False`` object
+would count as Current. See docs/gitops.md.
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ class Cond:
     status: bool | None  # None -> "Unknown"
     reason: str
     message: str = ""
+    # For a False condition: the operator expects it to clear by itself (it is
+    # retrying, or waiting for another object to appear), so the object is
+    # Reconciling rather than Stalled. A user's change is needed otherwise.
+    progressing: bool = False
 
     @property
     def status_text(self) -> str:
@@ -67,8 +77,31 @@ def ready_from(parts: Iterable[Cond]) -> Cond:
     parts = list(parts)
     for c in parts:
         if c.status is False:
-            return Cond("Ready", False, c.reason, c.message)
+            return Cond("Ready", False, c.reason, c.message, progressing=c.progressing)
     for c in parts:
         if c.status is None:
             return Cond("Ready", None, c.reason, c.message)
     return Cond("Ready", True, "Reconciled", "all sub-conditions are True")
+
+
+def kstatus_conditions(ready: Cond) -> list[Cond]:
+    """``Reconciling`` and ``Stalled`` (abnormal-true, as kstatus reads them) from ``Ready``.
+
+    Ready True: both False. Ready Unknown, or False on a condition marked
+    ``progressing``: Reconciling True with Ready's reason and message. Ready
+    False otherwise: Stalled True (kstatus: Failed) with them.
+    """
+    if ready.status is True:
+        return [
+            Cond("Reconciling", False, "Reconciled", "nothing left to do"),
+            Cond("Stalled", False, "Reconciled", "no problem to report"),
+        ]
+    if ready.status is None or ready.progressing:
+        return [
+            Cond("Reconciling", True, ready.reason, ready.message),
+            Cond("Stalled", False, ready.reason, "the operator is retrying or waiting"),
+        ]
+    return [
+        Cond("Reconciling", False, ready.reason, "waiting for a change to the spec or the cluster"),
+        Cond("Stalled", True, ready.reason, ready.message),
+    ]

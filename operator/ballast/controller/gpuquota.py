@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from ballast.api.v1alpha1.common import format_validation_error
 from ballast.api.v1alpha1.gpuquota import GPUQuotaSpec
-from ballast.controller.conditions import Cond, merge_conditions, ready_from
+from ballast.controller.conditions import Cond, kstatus_conditions, merge_conditions, ready_from
 from ballast.tenancy import QuotaClaim, conflicts
 
 
@@ -74,7 +74,10 @@ def quota_status(
             )
     ready = ready_from(parts)
     conditions = merge_conditions(
-        old.get("conditions"), [*parts, ready], generation=generation, now=now
+        old.get("conditions"),
+        [*parts, ready, *kstatus_conditions(ready)],
+        generation=generation,
+        now=now,
     )
     events = []
     old_ready = next((c for c in old.get("conditions") or () if c.get("type") == "Ready"), None)

@@ -19,7 +19,7 @@ from ballast.controller.builders import (
     priority_class_drift,
     priority_class_name,
 )
-from ballast.controller.conditions import Cond, merge_conditions, ready_from
+from ballast.controller.conditions import Cond, kstatus_conditions, merge_conditions, ready_from
 from ballast.kube.raw import BATCHWINDOWS, PRIORITY_CLASSES, WORKLOADCLASSES, Kube, KubeError
 from ballast.logs import kv
 
@@ -83,8 +83,12 @@ def reconcile(
     except ValidationError as exc:
         message = format_validation_error(exc)
         cond = Cond("SpecValid", False, "InvalidSpec", message)
+        ready = ready_from([cond])
         conditions = merge_conditions(
-            old_conditions, [cond, ready_from([cond])], generation=generation, now=now
+            old_conditions,
+            [cond, ready, *kstatus_conditions(ready)],
+            generation=generation,
+            now=now,
         )
         return Outcome(
             {"observedGeneration": generation, "conditions": conditions},
@@ -96,19 +100,17 @@ def reconcile(
     try:
         pc_cond = _sync_priority_class(kube, name, desired, actual_pc, events)
     except SyncFailed as exc:
-        pc_cond = Cond("PriorityClassReady", False, exc.reason, str(exc))
+        pc_cond = Cond("PriorityClassReady", False, exc.reason, str(exc), progressing=True)
         retry = str(exc)
     except KubeError as exc:
-        reason = (
-            "PriorityClassRejected"
-            if 400 <= exc.status < 500 and not exc.conflict
-            else "PriorityClassSyncFailed"
-        )
+        rejected = 400 <= exc.status < 500 and not exc.conflict
         pc_cond = Cond(
             "PriorityClassReady",
             False,
-            reason,
+            "PriorityClassRejected" if rejected else "PriorityClassSyncFailed",
             f"PriorityClass {desired['metadata']['name']}: {exc}"[:1024],
+            # A rejection (an admission policy) needs a person; a 5xx passes.
+            progressing=not rejected,
         )
         retry = str(exc)
     except Exception as exc:  # transport errors, timeouts: report, never raise
@@ -117,6 +119,7 @@ def reconcile(
             False,
             "PriorityClassSyncFailed",
             f"PriorityClass {desired['metadata']['name']}: {type(exc).__name__}: {exc}"[:1024],
+            progressing=True,
         )
         retry = str(exc) or type(exc).__name__
     parts = [Cond("SpecValid", True, "Valid", "spec passed validation"), pc_cond]
@@ -130,10 +133,14 @@ def reconcile(
                 "WindowNotFound",
                 f"BatchWindow {parsed.window!r} does not exist; pods of this class wait "
                 "until it is created",
+                # GitOps applies a class and its window together, in any order.
+                progressing=True,
             )
         )
     ready = ready_from(parts)
-    conditions = merge_conditions(old_conditions, [*parts, ready], generation=generation, now=now)
+    conditions = merge_conditions(
+        old_conditions, [*parts, ready, *kstatus_conditions(ready)], generation=generation, now=now
+    )
     if pc_cond.status is False and _changed(old_conditions, pc_cond, generation):
         events.append(("Warning", pc_cond.reason, pc_cond.message))
     status = {
