@@ -52,10 +52,13 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
+# What `ballast generate` writes into the chart (ballast/api/chart.py).
+CHART_GENERATED := charts/ballast/crds charts/ballast/templates/crds charts/ballast/files charts/ballast/values.schema.json charts/ballast/README.md
+
 # Regenerates every generated file and fails if any differs from what is committed.
 verify: generate lint typecheck
-	git diff --exit-code -- crds charts/ballast/crds
-	@test -z "$$(git status --porcelain -- crds charts/ballast/crds)" || { git status --porcelain -- crds charts/ballast/crds; echo "untracked generated files"; exit 1; }
+	git diff --exit-code -- crds $(CHART_GENERATED)
+	@test -z "$$(git status --porcelain -- crds $(CHART_GENERATED))" || { git status --porcelain -- crds $(CHART_GENERATED); echo "untracked generated files"; exit 1; }
 
 demo: venv bins
 	$(BALLAST) demo --prometheus

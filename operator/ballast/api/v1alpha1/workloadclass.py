@@ -13,6 +13,7 @@ from ballast.api.v1alpha1.common import (
     LabelValue,
     StatusBase,
 )
+from ballast.api.v1alpha1.slostatus import CostStatus, SloStatus
 
 Tier = Literal["Interactive", "Nearline", "Offline"]
 TIERS: tuple[Tier, ...] = ("Interactive", "Nearline", "Offline")
@@ -379,6 +380,30 @@ class Batching(ApiModel):
     )
 
 
+# Prometheus metric and label names (the data model's syntax; recording-rule
+# colons allowed in metric names).
+METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+PROM_LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+MetricName = Annotated[str, Field(max_length=200, pattern=METRIC_NAME_PATTERN)]
+_PROM_LABEL_NAME_RE = re.compile(PROM_LABEL_NAME_PATTERN)
+
+
+def _check_prom_label_names(labels: dict[str, str]) -> dict[str, str]:
+    for key in labels:
+        if len(key) > 100 or not _PROM_LABEL_NAME_RE.match(key):
+            raise ValueError(f"{key!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+    return labels
+
+
+# Keys checked by the validator here and by CEL in the CRD (a structural schema
+# cannot constrain property names).
+PromMatchLabels = Annotated[
+    dict[str, Annotated[str, Field(max_length=253)]],
+    Field(max_length=16),
+    AfterValidator(_check_prom_label_names),
+]
+
+
 class Slo(ApiModel):
     """Service-level objectives, reported against in status."""
 
@@ -396,10 +421,70 @@ class Slo(ApiModel):
         }
     )
 
-    latency_p95_ms: int | None = Field(default=None, ge=1, description="p95 latency objective, ms.")
-    latency_p99_ms: int | None = Field(default=None, ge=1, description="p99 latency objective, ms.")
+    latency_p95_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=3_600_000,
+        description=(
+            "p95 request latency objective, ms: 95% of requests finish within it. Observed from "
+            "latencyHistogram (status.slo.latencyP95Ms) and alerted on as a 5% error budget "
+            "(docs/slo.md)."
+        ),
+    )
+    latency_p99_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=3_600_000,
+        description="p99 request latency objective, ms (a 1% error budget); as latencyP95Ms.",
+    )
     queue_wait_p95_seconds: int | None = Field(
-        default=None, ge=0, description="p95 time from pod creation to start, seconds."
+        default=None,
+        ge=1,
+        le=86_400,
+        description=(
+            "p95 queue wait objective, seconds: pod creation to bind by the Ballast scheduler "
+            "(its ballast_scheduler_pod_scheduling_seconds histogram for the class)."
+        ),
+    )
+    success_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description=(
+            "Objective for the fraction of requests that succeed, e.g. 0.999: successes "
+            "(successCounter) over requests (the latency histogram's _count). Judged in "
+            "SLOMet and alerted on with burn-rate rules; unset, the ratio is only reported."
+        ),
+    )
+    latency_histogram: MetricName | None = Field(
+        default=None,
+        description=(
+            "Base name of the Prometheus histogram of request latency in seconds (its _bucket "
+            "and _count series are read). Default: vLLM's vllm:e2e_request_latency_seconds."
+        ),
+    )
+    success_counter: MetricName | None = Field(
+        default=None,
+        description=(
+            "Counter of successful responses. Default: vLLM's vllm:request_success_total."
+        ),
+    )
+    match_labels: PromMatchLabels | None = Field(
+        default=None,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.all(k, k.matches('^[a-zA-Z_][a-zA-Z0-9_]*$'))",
+                    "message": "label names are Prometheus label names ([a-zA-Z_][a-zA-Z0-9_]*)",
+                    "reason": "FieldValueInvalid",
+                }
+            ]
+        },
+        description=(
+            "Select the class's serving series by these Prometheus labels (exact match), e.g. "
+            "{service: chat}. Default: the series whose namespace and pod labels name a pod of "
+            "the class (ballast_scheduler_pod_info{class=<name>}) during the window."
+        ),
     )
 
 
@@ -549,6 +634,17 @@ class WorkloadClassStatus(StatusBase):
     pool: PoolStatus | None = Field(
         default=None,
         description="The class's node pool: members, pending nodes, reserved and used GPUs.",
+    )
+    slo: SloStatus | None = Field(
+        default=None,
+        description=(
+            "Latency, queue wait and success ratio observed in Prometheus over a window, beside "
+            "the objectives (with --prometheus-url; the SLOMet condition judges them)."
+        ),
+    )
+    cost: CostStatus | None = Field(
+        default=None,
+        description="GPU-hours and their cost (pricePerGPUHour) over a window, per response.",
     )
 
 
