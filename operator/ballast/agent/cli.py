@@ -28,7 +28,7 @@ from prometheus_client import start_http_server
 from ballast.agent.attribution import DEFAULT_POD_RESOURCES_SOCKET as DEFAULT_SOCKET
 from ballast.agent.attributor import MODES, Attributor
 from ballast.agent.cache import CacheScanner
-from ballast.agent.cache_layout import parse_root
+from ballast.agent.cache_layout import CacheRoot, parse_root
 from ballast.agent.cache_publish import LatestCache, cache_status, register, scan_loop
 from ballast.agent.collector import Collector
 from ballast.agent.events import XidWatcher
@@ -79,14 +79,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-root",
         action="append",
-        type=parse_root,
+        type=_cache_root,
         default=[],
         metavar="KIND=PATH[:LAYOUT]",
         help="a model or dataset cache to inventory (repeatable): KIND model|dataset, "
         "LAYOUT hf (Hugging Face hub cache) or plain (default), e.g. model=/models:hf",
     )
     parser.add_argument(
-        "--cache-interval", type=float, default=60.0, help="seconds between cache scans"
+        "--cache-interval", type=_positive, default=60.0, help="seconds between cache scans"
     )
     parser.add_argument(
         "--cache-capacity",
@@ -172,6 +172,20 @@ def _node_patcher(name: str, kubeconfig: str | None) -> Callable[[str], None]:
         )
 
     return patch
+
+
+def _cache_root(text: str) -> CacheRoot:
+    try:
+        return parse_root(text)
+    except ValueError as exc:  # argparse shows this message, not "invalid value"
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0")
+    return value
 
 
 def _cache(args: argparse.Namespace, clock: Clock) -> tuple[CacheScanner | None, LatestCache]:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ballast.agent.cache import CacheScan, CacheScanner, ScannedItem
 from ballast.agent.cache_layout import CacheRoot
 from ballast.agent.cache_publish import LatestCache, cache_status, register, scan_loop
+from ballast.agent.cli import configure
 from ballast.agent.collector import GPUSample, Snapshot
 from ballast.agent.record import Publisher, RecordWriter
 from ballast.api.v1alpha1 import GPUNodeTelemetry
@@ -144,3 +147,17 @@ def test_scan_loop_scans_every_interval_until_stopped(tmp_path: Path) -> None:
     assert seen == [0.0, 60.0, 120.0]
     got = latest.get()
     assert got is not None and [(i.name, i.bytes) for i in got.items] == [("m", 3)]
+
+
+def test_flags_parse_roots_and_refuse_bad_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    args = parser.parse_args(
+        ["--cache-root", "model=/hub:hf", "--cache-root", "dataset=/data", "--cache-interval", "5"]
+    )
+    assert args.cache_root == [CacheRoot("model", "/hub", "hf"), CacheRoot("dataset", "/data")]
+    assert (args.cache_interval, args.cache_capacity, args.cache_full_every) == (5.0, 0, 60)
+    for bad in (["--cache-root", "weights=/x"], ["--cache-interval", "0"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
+    assert "KIND one of model, dataset" in capsys.readouterr().err
