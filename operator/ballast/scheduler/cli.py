@@ -31,7 +31,7 @@ from ballast.scheduler.actions import Actions
 from ballast.scheduler.core import Config, Scheduler
 from ballast.scheduler.informer import Event, Informer
 from ballast.scheduler.leader import DEFAULT_TIMING, LeaderElector, Timing
-from ballast.scheduler.metrics import SchedulerMetrics
+from ballast.scheduler.metrics import SchedulerMetrics, node_model
 from ballast.scheduler.ratelimit import TokenBucket
 from ballast.scheduler.sources import AnnotationSource, RecordSource
 
@@ -150,7 +150,9 @@ def build(args: argparse.Namespace) -> tuple[Scheduler, list[Informer], Kube]:
         metrics,
         source,
     )
-    metrics.watch_pods(lambda: sched.snapshot.pods.values(), sched.lock)
+    metrics.watch_pods(
+        lambda: sched.snapshot.pods.values(), sched.lock, node_model(lambda: sched.snapshot)
+    )
     resources = [NODES, NAMESPACES, WORKLOADCLASSES, GPUQUOTAS, BATCHWINDOWS, PDBS, PODS]
     if records:
         # Started first, so records usually arrive before their nodes; either order converges

@@ -400,7 +400,14 @@ class Scheduler(WatchHandlers, Preempting):
                     rec.failures = 0
                     created = mapping.parse_time(rec.obj["metadata"]["creationTimestamp"])
                     if created:
-                        self.metrics.e2e_seconds.observe(max(0.0, time.time() - created))
+                        cls = (
+                            rec.pod.class_name
+                            if rec.pod is not None
+                            else (rec.obj["metadata"].get("labels") or {}).get(wk.LABEL_CLASS, "")
+                        )
+                        self.metrics.e2e_seconds.labels(cls).observe(
+                            max(0.0, time.time() - created)
+                        )
                     if rec.stage == "inflight":
                         rec.stage = "placed"
                 return

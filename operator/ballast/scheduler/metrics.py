@@ -9,10 +9,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ballast.placement.snapshot import Snapshot
 from ballast.placement.state import Placement
 
 POD_INFO = "ballast_scheduler_pod_info"
 POD_INFO_LABELS = ("namespace", "pod", "class", "tier", "node")
+POD_GPUS = "ballast_scheduler_pod_gpus"
+POD_GPUS_LABELS = (*POD_INFO_LABELS, "model")
 
 
 class PodInfo(Collector):
@@ -25,32 +28,61 @@ class PodInfo(Collector):
     """
 
     def __init__(
-        self, placements: Callable[[], Iterable[Placement]], lock: threading.RLock
+        self,
+        placements: Callable[[], Iterable[Placement]],
+        lock: threading.RLock,
+        model_of: Callable[[str], str] | None = None,
     ) -> None:
         self.placements = placements
         self.lock = lock
+        self.model_of = model_of or (lambda _node: "")
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        """One sample per charged pod that holds GPUs."""
+        """One sample per charged pod that holds GPUs, in both families."""
         family = GaugeMetricFamily(
             POD_INFO,
             "GPU pods the scheduler charges (bound or being bound), with their class, tier and "
             "node; always 1.",
             labels=POD_INFO_LABELS,
         )
+        # GPU-hours per class and GPU model (the operator's cost report, docs/slo.md):
+        # a share of a GPU counts as its fraction.
+        gpus = GaugeMetricFamily(
+            POD_GPUS,
+            "GPUs each charged pod holds (fractions for shared GPUs), with the GPU model "
+            "(nvidia.com/gpu.product) of its node.",
+            labels=POD_GPUS_LABELS,
+        )
         with self.lock:
             rows = [
-                (p.namespace, p.name, p.class_name, p.tier, p.node)
+                ((p.namespace, p.name, p.class_name, p.tier, p.node), p.demand_milli / 1000.0)
                 for p in list(self.placements())
                 if p.gpus
             ]
-        for row in rows:
+            models = {node: self.model_of(node) for node in {r[4] for r, _ in rows}}
+        for row, held in rows:
             family.add_metric(row, 1.0)
+            gpus.add_metric((*row, models[row[4]]), held)
         yield family
+        yield gpus
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         """No samples at registration time."""
         return iter(())
+
+
+def node_model(current: Callable[[], Snapshot]) -> Callable[[str], str]:
+    """``node -> GPU model`` (its nvidia.com/gpu.product) in ``current()``; "" when unknown."""
+
+    def model(node: str) -> str:
+        snapshot = current()
+        try:
+            pid = int(snapshot.product[snapshot.row(node)])
+        except KeyError:
+            return ""
+        return snapshot.products[pid] if 0 <= pid < len(snapshot.products) else ""
+
+    return model
 
 
 class SchedulerMetrics:
@@ -73,8 +105,10 @@ class SchedulerMetrics:
         )
         self.e2e_seconds = Histogram(
             "ballast_scheduler_pod_scheduling_seconds",
-            "Time from pod creation to a successful bind.",
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            "Time from pod creation to a successful bind, by the pod's WorkloadClass (queue "
+            "wait; the bounds are the queueWaitP95Seconds an SLO can alert on).",
+            ["class"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800),
             registry=r,
         )
         self.queue_depth = Gauge(
@@ -105,10 +139,16 @@ class SchedulerMetrics:
         )
 
     def watch_pods(
-        self, placements: Callable[[], Iterable[Placement]], lock: threading.RLock
+        self,
+        placements: Callable[[], Iterable[Placement]],
+        lock: threading.RLock,
+        model_of: Callable[[str], str] | None = None,
     ) -> None:
-        """Export ``ballast_scheduler_pod_info`` from ``placements`` (read under ``lock``)."""
-        self.registry.register(PodInfo(placements, lock))
+        """Export ``ballast_scheduler_pod_info`` and ``_pod_gpus`` from ``placements``.
+
+        Read under ``lock``; ``model_of(node)`` names a node's GPU model ("" unknown).
+        """
+        self.registry.register(PodInfo(placements, lock, model_of))
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Serve ``/metrics`` on ``addr:port`` from a background thread."""
