@@ -448,8 +448,8 @@ class Slo(ApiModel):
     )
     success_ratio: float | None = Field(
         default=None,
-        gt=0,
-        lt=1,
+        ge=0,
+        le=0.999999,  # below 1: a 100% objective leaves no error budget to burn
         description=(
             "Objective for the fraction of requests that succeed, e.g. 0.999: successes "
             "(successCounter) over requests (the latency histogram's _count). Judged in "
