@@ -69,6 +69,11 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = {k: _convert(v, defs) for k, v in value.items()}
         elif key in ("items", "additionalProperties") and isinstance(value, dict):
             out[key] = _convert(value, defs)
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # pydantic writes JSON Schema's numeric form (gt=, lt=); the CRD dialect
+            # (OpenAPI v3.0) takes the bound and a boolean flag.
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
         else:
             out[key] = value
     if "properties" in out:
