@@ -24,6 +24,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kutil import Kubectl
+from tcpproxy import TcpProxy
 
 from ballast.kube.raw import Kube
 from ballast.localcluster import ClusterError, LocalCluster, MissingBinariesError, NodeSpec
@@ -34,6 +35,7 @@ from ballast.localcluster.nodes import profile_nodes
 from ballast.localcluster.processes import ProcessRef, is_alive
 
 ENV_KUBECONFIG = "BALLAST_TEST_KUBECONFIG"
+SLO_RULES_NAMESPACE = "ballast-slo-rules"  # where the session operator writes SLO rules
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 GPU_FLEET_SIZE = 8
@@ -84,7 +86,21 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster | None]:
 
 
 @pytest.fixture(scope="session")
-def prometheus(cluster: LocalCluster | None) -> LocalCluster:
+def prometheus_proxy() -> Iterator[TcpProxy]:
+    """The session operator's way to Prometheus (its ``--prometheus-url``).
+
+    Forwards to the session's Prometheus once the ``prometheus`` fixture has
+    started it (until then connections are refused: SLOMet says
+    PrometheusUnreachable); ``cut()`` makes Prometheus unreachable for the
+    operator alone, ``resume()`` undoes it (docs/slo.md).
+    """
+    proxy = TcpProxy(("127.0.0.1", 9)).start()  # port 9 (discard): closed until Prometheus runs
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="session")
+def prometheus(cluster: LocalCluster | None, prometheus_proxy: TcpProxy) -> LocalCluster:
     """The session's cluster with Prometheus added (about a second): scrapes every 2 s.
 
     Tests register what it should scrape with ``cluster.add_scrape_target``; its
@@ -97,6 +113,9 @@ def prometheus(cluster: LocalCluster | None) -> LocalCluster:
         cluster.up(with_prometheus=True)
     except (MissingBinariesError, ClusterError) as exc:
         pytest.fail(f"Prometheus did not start: run `make bins`.\n{exc}", pytrace=False)
+    state = cluster.state
+    assert state is not None
+    prometheus_proxy.upstream = ("127.0.0.1", state.ports["prometheus"])
     return cluster
 
 
@@ -188,19 +207,27 @@ def crds(kubectl: Kubectl) -> None:
 
 @pytest.fixture(scope="session")
 def operator(
-    crds: None, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+    crds: None,
+    kubeconfig: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    prometheus_proxy: TcpProxy,
 ) -> Iterator[BallastProcess]:
     """The real operator process for the whole session (``metrics_port``: its /metrics)."""
     port = _free_port()
     op = BallastProcess(
         "operator",
-        ["operator", "--metrics-port", str(port), "--metrics-addr", "127.0.0.1"],
+        ["operator", "--metrics-port", str(port), "--metrics-addr", "127.0.0.1",
+         # SLOs are read through the proxy (tests/integration/operator/test_slo_status.py),
+         # over a 1-minute window every 2 s, so that a change shows within seconds.
+         "--prometheus-url", f"http://127.0.0.1:{prometheus_proxy.port}",
+         "--slo-window", "1m", "--slo-rules-namespace", SLO_RULES_NAMESPACE],
         kubeconfig,
         tmp_path_factory.mktemp("operator"),
         # Resync every 3 s so that reference checks converge quickly in tests; node pools
         # keep a surplus node 5 s instead of 300 s (tests/integration/operator/test_nodepools.py).
-        env={"BALLAST_RESYNC_SECONDS": "3", "BALLAST_POOL_DWELL_SECONDS": "5"},
-    )
+        env={"BALLAST_RESYNC_SECONDS": "3", "BALLAST_POOL_DWELL_SECONDS": "5",
+             "BALLAST_SLO_INTERVAL_SECONDS": "2"},
+    )  # fmt: skip
     op.metrics_port = port  # type: ignore[attr-defined]
     op.start()
     time.sleep(1.0)

@@ -150,3 +150,18 @@ def test_reader_skips_quantiles_nobody_asked_for() -> None:
     prom = StubProm({})
     read(prom, Signals.of("c"), window="5m", window_s=300, at=AT, latency=False, queue_wait=False)  # type: ignore[arg-type]
     assert not any("histogram_quantile" in q for q in prom.asked)
+
+
+def test_unreachable_message_is_stable_across_tries() -> None:
+    def down(addr: str) -> QueryResult:
+        return QueryResult("q", problems=(
+            "query: cannot reach http://127.0.0.1:9090: ConnectionError: HTTPConnectionPool("
+            f"host='127.0.0.1', port=9090): Max retries exceeded (<object at {addr}>)",))  # fmt: skip
+
+    a = read(StubProm({"": down("0x1")}), Signals.of("c"), window="1m", window_s=60, at=AT)  # type: ignore[arg-type]
+    b = read(StubProm({"": down("0x2")}), Signals.of("c"), window="1m", window_s=60, at=AT)  # type: ignore[arg-type]
+    assert (
+        a.unreachable
+        == b.unreachable
+        == ("query: cannot reach http://127.0.0.1:9090: ConnectionError")
+    )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import kopf
 
+from ballast.controller import slo_options
 from ballast.webhook import options as webhook_options
 
 if TYPE_CHECKING:
@@ -60,9 +61,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--metrics-port",
         type=int,
         default=0,
-        help="serve Prometheus /metrics (the process's CPU, memory, GC) on this port (0: off)",
+        help=(
+            "serve Prometheus /metrics (the process's CPU, memory, GC; per-class SLO and cost "
+            "series, docs/slo.md) on this port (0: off)"
+        ),
     )
     parser.add_argument("--metrics-addr", default="0.0.0.0", help="address for --metrics-port")
+    slo_options.configure(parser)
     webhook_options.configure(parser)
 
 
@@ -76,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     """Register the handlers and run until interrupted."""
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
+    slo_options.export(args)  # before the handlers register their timers
     import ballast.controller.handlers
     import ballast.controller.settings  # noqa: F401  (registers the startup handler)
     from ballast.kube import compat

@@ -40,9 +40,14 @@ class Observation:
 
 
 def _unreachable(result: QueryResult) -> str | None:
+    """The client's "cannot reach <url>: <error type>", without the error's text.
+
+    The text names object addresses and ports that differ on every try; a
+    condition message must stay the same while the cause does.
+    """
     for p in result.problems:
         if "cannot reach" in p:
-            return p
+            return ": ".join(p.split(": ")[:3])
     return None
 
 

@@ -7,5 +7,6 @@ from ballast.controller.handlers import (  # noqa: F401
     jobs,
     nodepools,
     priorityclass,
+    slo,
     workloadclass,
 )
