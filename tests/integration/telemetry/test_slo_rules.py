@@ -151,3 +151,20 @@ def test_only_classes_with_objectives_get_rules() -> None:
     rules = rules_file([("a", Slo.model_validate({"latencyHistogram": "x_seconds"})),
                         ("b", Slo.model_validate({"latencyP99Ms": 250}))])  # fmt: skip
     assert [g["name"] for g in rules["groups"]] == ["ballast-slo-b"]
+
+
+def test_the_examples_rules_pass_promtool_check(promtool: Path, tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parents[3] / "examples" / "workloadclasses.yaml"
+    docs = [
+        d for d in yaml.safe_load_all(examples.read_text()) if d and d["kind"] == "WorkloadClass"
+    ]
+    classes = [
+        (d["metadata"]["name"], Slo.model_validate(d["spec"]["slo"]))
+        for d in docs
+        if "slo" in d["spec"]
+    ]
+    assert classes
+    path = tmp_path / "examples.rules.yaml"
+    path.write_text(dump(rules_file(classes)))
+    out = _run(str(promtool), "check", "rules", "--lint=all", "--lint-fatal", str(path))
+    assert out.returncode == 0, out.stdout + out.stderr
