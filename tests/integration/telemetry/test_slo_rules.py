@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from ballast.api.v1alpha1.workloadclass import Slo
+from ballast.cli import main
 from ballast.localcluster import ClusterError, tools
 from ballast.telemetry.slo_rules import ALERT_NAMES, BUCKET_ALERT, dump, rules_file
 
@@ -153,18 +154,22 @@ def test_only_classes_with_objectives_get_rules() -> None:
     assert [g["name"] for g in rules["groups"]] == ["ballast-slo-b"]
 
 
-def test_the_examples_rules_pass_promtool_check(promtool: Path, tmp_path: Path) -> None:
+def test_the_examples_rules_from_the_cli_pass_promtool_check(
+    promtool: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     examples = Path(__file__).resolve().parents[3] / "examples" / "workloadclasses.yaml"
-    docs = [
-        d for d in yaml.safe_load_all(examples.read_text()) if d and d["kind"] == "WorkloadClass"
-    ]
-    classes = [
-        (d["metadata"]["name"], Slo.model_validate(d["spec"]["slo"]))
-        for d in docs
-        if "slo" in d["spec"]
-    ]
-    assert classes
     path = tmp_path / "examples.rules.yaml"
-    path.write_text(dump(rules_file(classes)))
+    assert main(["slo-rules", str(examples), "-o", str(path)]) == 0
+    names = {g["name"] for g in yaml.safe_load(path.read_text())["groups"]}
+    with_slo = {
+        d["metadata"]["name"]
+        for d in yaml.safe_load_all(examples.read_text())
+        if d and d["kind"] == "WorkloadClass" and "slo" in d["spec"]
+    }
+    assert names == {f"ballast-slo-{n}" for n in with_slo} and names
     out = _run(str(promtool), "check", "rules", "--lint=all", "--lint-fatal", str(path))
     assert out.returncode == 0, out.stdout + out.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: WorkloadClass\nmetadata: {name: x}\nspec: {tier: Bogus}\n")
+    assert main(["slo-rules", str(bad)]) == 2
+    assert "WorkloadClass x: spec.tier" in capsys.readouterr().err
