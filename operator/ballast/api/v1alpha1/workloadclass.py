@@ -342,6 +342,13 @@ class Scaling(ApiModel):
                     "targetQueueDepth or targetLatencyP95Ms",
                     "reason": "FieldValueRequired",
                 },
+                {
+                    "rule": "!has(self.fallbackReplicas) || self.fallbackReplicas <= "
+                    "self.maxReplicas",
+                    "message": "fallbackReplicas must not exceed maxReplicas",
+                    "fieldPath": ".fallbackReplicas",
+                    "reason": "FieldValueInvalid",
+                },
             ]
         }
     )
@@ -363,6 +370,41 @@ class Scaling(ApiModel):
     )
     behavior: ScalingBehavior = Field(
         default_factory=ScalingBehavior, description="Scaling stabilisation windows."
+    )
+    queue_depth_metric: MetricName | None = Field(
+        default=None,
+        description=(
+            "Gauge of the requests waiting in one pod, with namespace and pod labels; summed "
+            "over the workload's pods for targetQueueDepth. Default: vLLM's "
+            "vllm:num_requests_waiting."
+        ),
+    )
+    latency_histogram: MetricName | None = Field(
+        default=None,
+        description=(
+            "Base name of the request latency histogram in seconds (its _bucket series, with "
+            "namespace and pod labels) for targetLatencyP95Ms. Default: vLLM's "
+            "vllm:e2e_request_latency_seconds."
+        ),
+    )
+    polling_interval_seconds: int = Field(
+        default=15,
+        ge=1,
+        le=3600,
+        description=(
+            "How often KEDA reads the triggers (the ScaledObject's pollingInterval): the pace of "
+            "scaling from and to zero replicas. The HorizontalPodAutoscaler reads them on its "
+            "own period (15 s by default) otherwise."
+        ),
+    )
+    fallback_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=10_000,
+        description=(
+            "While Prometheus cannot be read (3 failed reads in a row), hold at least this "
+            "many replicas and never fewer than the workload runs then. Default: minReplicas."
+        ),
     )
 
 
