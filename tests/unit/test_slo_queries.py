@@ -165,3 +165,20 @@ def test_unreachable_message_is_stable_across_tries() -> None:
         == b.unreachable
         == ("query: cannot reach http://127.0.0.1:9090: ConnectionError")
     )
+
+
+def test_breaker_stops_asking_a_dead_server_for_a_while() -> None:
+    from ballast.telemetry.slo_reader import Breaker, Observation
+
+    asked: list[float] = []
+
+    def ask_down() -> Observation:
+        asked.append(1)
+        return Observation("1h", unreachable="query: cannot reach http://p: ReadTimeout")
+
+    breaker = Breaker(hold_s=10)
+    first = breaker.read(100.0, ask_down, "1h")
+    held = breaker.read(105.0, ask_down, "1h")
+    assert first.unreachable == held.unreachable and len(asked) == 1
+    again = breaker.read(110.5, lambda: Observation("1h", requests=3.0), "1h")
+    assert again.requests == 3.0 and not again.unreachable

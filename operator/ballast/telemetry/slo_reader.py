@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ballast.telemetry.prometheus import Prometheus, QueryResult
@@ -116,3 +118,30 @@ def read(
         gpu_hours_by_model=gpu_hours,
         problems=tuple(problems),
     )
+
+
+class Breaker:
+    """Stops asking an unreachable Prometheus for ``hold_s`` after it failed.
+
+    Every class's timer reads on its own; when the server black-holes
+    requests each reading would hold a worker thread for the query timeout.
+    After one reading finds it unreachable, the others within ``hold_s``
+    report the same without asking.
+    """
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+        self._lock = threading.Lock()
+        self._until = -math.inf
+        self._why = ""
+
+    def read(self, now_s: float, ask: Callable[[], Observation], window: str) -> Observation:
+        """``ask()`` unless the server failed less than ``hold_s`` before ``now_s`` (monotonic)."""
+        with self._lock:
+            if now_s < self._until:
+                return Observation(window, unreachable=self._why)
+        obs = ask()
+        if obs.unreachable:
+            with self._lock:
+                self._until, self._why = now_s + self.hold_s, obs.unreachable
+        return obs

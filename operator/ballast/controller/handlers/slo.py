@@ -23,7 +23,7 @@ from ballast.controller.slo_settings import SloSettings, interval_seconds
 from ballast.logs import kv
 from ballast.telemetry.prometheus import Prometheus
 from ballast.telemetry.slo_queries import Signals
-from ballast.telemetry.slo_reader import Observation, read
+from ballast.telemetry.slo_reader import Breaker, Observation, read
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class SloRuntime:
     settings: SloSettings
     prometheus: Prometheus | None
     rules: RulesSync
+    breaker: Breaker
 
 
 _lock = threading.Lock()
@@ -62,7 +63,13 @@ def _runtime(memo: Any) -> SloRuntime:
                 if settings.prometheus_url
                 else None
             )
-            rt = SloRuntime(settings, prom, RulesSync(memo.kube, settings.rules_namespace))
+            rt = SloRuntime(
+                settings,
+                prom,
+                RulesSync(memo.kube, settings.rules_namespace),
+                # Half an interval: the next round of every class asks again.
+                Breaker(hold_s=min(SLO_INTERVAL_SECONDS / 2, 15.0)),
+            )
             memo.slo = rt
             log.info(
                 "slo reader configured",
@@ -103,14 +110,18 @@ def workloadclass_slo(
 
     def reader(signals: Signals, latency: bool, queue_wait: bool) -> Observation:
         assert prom is not None
-        return read(
-            prom,
-            signals,
-            window=settings.window,
-            window_s=settings.window_s,
-            at=memo.clock.now(),
-            latency=latency,
-            queue_wait=queue_wait,
+        return rt.breaker.read(
+            memo.clock.monotonic(),
+            lambda: read(
+                prom,
+                signals,
+                window=settings.window,
+                window_s=settings.window_s,
+                at=memo.clock.now(),
+                latency=latency,
+                queue_wait=queue_wait,
+            ),
+            settings.window,
         )
 
     result = slo_tick.tick(
