@@ -41,11 +41,21 @@ SCALED_OBJECTS = Resource(logic.KEDA_GROUP, logic.KEDA_VERSION, logic.SCALED_OBJ
 # another address than the operator does.
 ENV_PROMETHEUS_URL = "BALLAST_PROMETHEUS_URL"
 ENV_SCALING_PROMETHEUS_URL = "BALLAST_SCALING_PROMETHEUS_URL"
+ENV_SCALING = "BALLAST_SCALING"
 STATUS_ATTEMPTS = 5
 INSTALL_HINT = (
     "install KEDA (https://keda.sh: its CRDs, operator and metrics API server, e.g. the kedacore/"
     "keda Helm chart); the local cluster: `ballast cluster up --keda` (docs/autoscaling.md)"
 )
+
+
+def scaling_enabled() -> bool:
+    """Whether the scaling handlers run (``$BALLAST_SCALING`` is not ``off``).
+
+    The Helm chart turns them off with its KEDA switch, and with it the
+    operator's rights on workloads and ScaledObjects.
+    """
+    return os.environ.get(ENV_SCALING, "").strip().lower() not in ("off", "false", "0")
 
 
 def prometheus_url() -> str | None:

@@ -7,7 +7,10 @@ from ballast.controller.handlers import (  # noqa: F401
     jobs,
     nodepools,
     priorityclass,
-    scaling,
     slo,
     workloadclass,
 )
+from ballast.controller.scaling_sync import scaling_enabled
+
+if scaling_enabled():  # BALLAST_SCALING=off: no watch on workloads or ScaledObjects at all
+    from ballast.controller.handlers import scaling  # noqa: F401
