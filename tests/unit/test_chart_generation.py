@@ -22,8 +22,12 @@ def test_committed_chart_files_match_generator() -> None:
         assert path.read_text() == text, f"{rel} is stale: run `make generate`"
 
 
-def test_no_crds_folder_helm_would_install_but_never_upgrade() -> None:
-    assert not (CHART / "crds").exists() or not list((CHART / "crds").glob("*.yaml"))
+def test_only_kopfs_peering_crd_is_in_the_folder_helm_never_upgrades() -> None:
+    assert [p.name for p in (CHART / "crds").glob("*.yaml")] == [
+        "clusterkopfpeerings.kopf.dev.yaml"
+    ]
+    templated = {p.name for p in (CHART / "templates" / "crds").glob("*.yaml")}
+    assert templated == {p.name for p in (ROOT / "crds").glob("*.ballast.dev.yaml")}
 
 
 def test_app_version_is_the_package_version() -> None:
