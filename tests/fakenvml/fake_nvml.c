@@ -54,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 typedef int nvmlReturn_t;
@@ -364,8 +365,29 @@ nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsi
     if (!initialized) return NVML_ERROR_UNINITIALIZED;
     if (!set) return NVML_ERROR_INVALID_ARGUMENT;
     unsigned int waited = 0;
-    const unsigned int step = 10;
+    const unsigned int step = 50;  /* an XID is seen within 50 ms of the fixture change */
+    /* Re-read the fixture only when it was replaced or rewritten (a stat every
+       step instead of a parse), so a waiting agent costs what a real, blocked
+       event wait would: next to nothing. The first pass always reads. */
+    const char *path = getenv("FAKE_NVML_FIXTURE");
+    struct stat seen = {0};
+    int first = 1;
     for (;;) {
+        struct stat now;
+        int changed = first;
+        if (path && stat(path, &now) == 0) {
+            changed |= now.st_ino != seen.st_ino || now.st_mtim.tv_sec != seen.st_mtim.tv_sec
+                       || now.st_mtim.tv_nsec != seen.st_mtim.tv_nsec || now.st_size != seen.st_size;
+            seen = now;
+        }
+        first = 0;
+        if (!changed) {
+            if (waited >= timeoutms) return NVML_ERROR_TIMEOUT;
+            struct timespec ts = {0, step * 1000000L};
+            nanosleep(&ts, NULL);
+            waited += step;
+            continue;
+        }
         long long count = num("count", 0);
         for (int i = 0; i < MAX_GPUS && i < count; i++) {
             if (!set->registered[i]) continue;

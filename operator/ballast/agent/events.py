@@ -22,7 +22,10 @@ log = logging.getLogger(__name__)
 class XidWatcher(threading.Thread):
     """Daemon thread delivering XID events to a collector until ``stop()``."""
 
-    def __init__(self, collector: Collector, *, wait_ms: int = 100) -> None:
+    # One second per wait: an event still arrives the moment the driver posts it
+    # (the wait returns at once); the bound only sets how soon stop() is seen,
+    # and a shorter one costs a Python wake-up ten times a second for nothing.
+    def __init__(self, collector: Collector, *, wait_ms: int = 1000) -> None:
         super().__init__(name="ballast-xid", daemon=True)
         self.collector = collector
         self.nvml = collector.nvml
