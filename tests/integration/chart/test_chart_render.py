@@ -32,6 +32,7 @@ MATRIX: dict[str, list[str]] = {
         "--set", "agent.cacheRoots[0].kind=model,agent.cacheRoots[0].hostPath=/models,agent.cacheRoots[0].layout=hf",
         "--set", "agent.runtimeClassName=nvidia,operator.priorityClassName=system-cluster-critical",
         "--set", "operator.resources.requests.cpu=100m,operator.resources.requests.memory=256Mi",
+        "--set", "operator.scaling.enabled=true,operator.scaling.prometheusUrl=http://prometheus:9090",
         "--set", "image.digest=sha256:" + "0" * 64,
     ],
     "ha-off": [
