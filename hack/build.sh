@@ -8,6 +8,10 @@
 # its wrapper module and this section are keyed apart from the control plane, so a change
 # here never rebuilds Kubernetes (operator/ballast/localcluster/tools.py).
 # <<< tool prometheus
+# >>> tool keda
+# KEDA's operator and metrics API server (`hack/build.sh OUT keda`), keyed like Prometheus;
+# its CRDs are copied from the module into OUT/crds (`ballast cluster up --keda` applies them).
+# <<< tool keda
 set -euo pipefail
 # Everything runs inside main, which bash parses whole before running: an
 # edit to this file while a long build runs cannot change what it does.
@@ -64,6 +68,21 @@ main() {
           github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool)
         ;;
       # <<< tool prometheus
+      # >>> tool keda
+      keda)
+        # Every scaler is compiled in (KEDA registers them all); ldflags as KEDA's Makefile sets.
+        dir=$(cd "$here/keda" && go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2)
+        v=$(module_version github.com/kedacore/keda/v2 keda)
+        ld="-X github.com/kedacore/keda/v2/version.Version=${v#v} -X github.com/kedacore/keda/v2/version.GitCommit=$v"
+        echo "    keda operator (cmd/operator -> keda)"
+        (cd "$here/keda" && go build -trimpath -ldflags "-s -w $ld" -o "$out/keda" github.com/kedacore/keda/v2/cmd/operator)
+        echo "    keda metrics API server (cmd/adapter -> keda-adapter)"
+        (cd "$here/keda" && go build -trimpath -ldflags "-s -w $ld" -o "$out/keda-adapter" github.com/kedacore/keda/v2/cmd/adapter)
+        mkdir -p "$out/crds"
+        cp "$dir"/config/crd/bases/*.yaml "$out/crds/"
+        chmod 0644 "$out"/crds/*.yaml
+        ;;
+      # <<< tool keda
       *) echo "unknown component $c" >&2; exit 2 ;;
     esac
   done

@@ -215,3 +215,42 @@ def generate_pki(directory: Path, now: dt.datetime | None = None) -> PKI:
         sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
     )
     return pki
+
+
+def issue_leaf(
+    pki: PKI,
+    directory: Path,
+    common_name: str,
+    *,
+    ips: tuple[str, ...] = (),
+    dns: tuple[str, ...] = (),
+    now: dt.datetime | None = None,
+) -> Path:
+    """Sign a server-and-client certificate with the cluster CA into ``directory``.
+
+    Writes ``ca.crt``, ``tls.crt`` and ``tls.key`` (the layout KEDA's gRPC
+    mTLS reads from its ``--cert-dir``); returns ``directory``.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    directory.mkdir(parents=True, exist_ok=True)
+    pem = serialization.Encoding.PEM
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise TypeError(f"{pki.ca_key}: unexpected key type")
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    cert = _certificate(
+        _name(common_name),
+        key,
+        ca.subject,
+        ca_key,
+        now,
+        usages=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+        sans=sans or None,
+    )
+    _write(directory / "ca.crt", pki.ca_cert.read_bytes())
+    _write(directory / "tls.crt", cert.public_bytes(pem))
+    _write(directory / "tls.key", _key_pem(key), private=True)
+    return directory

@@ -39,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND", required=True)
 
     p = sub.add_parser(
-        "build", help="build the control-plane binaries and Prometheus (or reuse the cache)"
+        "build", help="build the control-plane binaries, Prometheus and KEDA (or reuse the cache)"
     )
     p.add_argument("--force", action="store_true", help="rebuild even when cached")
 
@@ -53,6 +53,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--prometheus",
         action="store_true",
         help="also run Prometheus scraping Ballast's processes, with its rules (URL in status)",
+    )
+    p.add_argument(
+        "--keda",
+        action="store_true",
+        help=(
+            "also run KEDA's operator and metrics API server behind the aggregation layer "
+            "(needs root for a network namespace; docs/local-cluster.md)"
+        ),
+    )
+    p.add_argument(
+        "--hpa-sync-seconds",
+        type=float,
+        default=5.0,
+        help="the HPA controller's period when the cluster starts (Kubernetes' default: 15)",
     )
     p.add_argument("--port", type=int, help="API server port (default: a free one)")
     p.add_argument(
@@ -160,10 +174,12 @@ def run(args: argparse.Namespace) -> int:
         cluster = LocalCluster(args.name, cache, api_port=getattr(args, "port", None))
         if args.cluster_command == "up":
             cluster.ready_timeout_s = args.timeout
+            cluster.hpa_sync_seconds = args.hpa_sync_seconds
             kubeconfig = cluster.up(
                 with_scheduler=args.with_scheduler,
                 scheduler_config=args.scheduler_config,
                 with_prometheus=args.prometheus,
+                with_keda=args.keda,
             )
             log.info("use it with", extra=kv(hint=f"export KUBECONFIG={kubeconfig}"))
             state = cluster.state

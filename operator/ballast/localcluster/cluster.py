@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -23,11 +24,11 @@ from typing import Any
 import yaml
 
 from ballast.localcluster import components as comp
+from ballast.localcluster import keda, netns, tools
 from ballast.localcluster import prometheus as prom
-from ballast.localcluster import tools
 from ballast.localcluster.ballast_procs import stop_all
 from ballast.localcluster.binaries import cache_dir, missing_binaries, resolve_bin_dir
-from ballast.localcluster.certs import PKI, generate_pki
+from ballast.localcluster.certs import PKI, generate_pki, issue_leaf
 from ballast.localcluster.errors import ClusterError, ComponentError, PortInUseError
 from ballast.localcluster.probe import admin_context, get, insecure_context
 from ballast.localcluster.processes import (
@@ -74,6 +75,8 @@ class LocalCluster:
         bin_dir: Path | None = None,
         api_port: int | None = None,
         ready_timeout_s: float = 120.0,
+        hpa_sync_seconds: float = 5.0,
+        scrape_interval_s: float = prom.SCRAPE_INTERVAL_S,
     ) -> None:
         if not _NAME.match(name):
             raise ClusterError(f"cluster name {name!r}: use lowercase letters, digits and '-'")
@@ -83,6 +86,10 @@ class LocalCluster:
         self._bin_dir = bin_dir
         self._api_port = api_port
         self.ready_timeout_s = ready_timeout_s
+        # The HPA controller's period: shorter than Kubernetes' 15 s, as the local
+        # Prometheus scrapes every 2 s (a cluster started with it keeps it).
+        self.hpa_sync_seconds = hpa_sync_seconds
+        self.scrape_interval_s = scrape_interval_s  # Prometheus', when it starts
 
     def __repr__(self) -> str:
         return f"LocalCluster(name={self.name!r}, cache={str(self.cache)!r})"
@@ -121,9 +128,19 @@ class LocalCluster:
             pki=PKI(self.layout.pki_dir),
             ports=state.ports,
             etcd_data_dir=Path(state.etcd_data_dir),
+            hpa_sync_seconds=self.hpa_sync_seconds,
         )
 
     def _probe(self, component: str, port: int) -> bool:
+        if component == "keda-operator":
+            return get(keda.operator_health_url(port)) == 200
+        if component == "keda-adapter":
+            state = load_state(self.layout)
+            address = state.keda_address if state else None
+            return (
+                address is not None
+                and get(keda.adapter_health_url(address, port), insecure_context()) == 200
+            )
         url = comp.health_url(component, port)
         if component == "kube-apiserver":
             try:
@@ -143,6 +160,7 @@ class LocalCluster:
         scheduler_config: Path | Mapping[str, Any] | None = None,
         scheduler_args: Sequence[str] = (),
         with_prometheus: bool = False,
+        with_keda: bool = False,
     ) -> Path:
         """Start the cluster (a no-op when it already runs) and return the kubeconfig path.
 
@@ -151,6 +169,8 @@ class LocalCluster:
         :meth:`start_scheduler` to restart it with another configuration).
         With ``with_prometheus``, Prometheus is added likewise
         (:mod:`ballast.localcluster.prometheus`; its URL is in the state).
+        With ``with_keda``, KEDA's operator and metrics API server are added
+        likewise, behind the aggregation layer (:mod:`ballast.localcluster.keda`).
         """
         with self._locked():
             state = load_state(self.layout)
@@ -167,6 +187,8 @@ class LocalCluster:
                 self._start_scheduler(state, scheduler_config, scheduler_args)
             if with_prometheus and "prometheus" not in state.components:
                 self._start_prometheus(state)
+            if with_keda and not {"keda-operator", "keda-adapter"} <= set(state.components):
+                self._start_keda(state)
         return self.kubeconfig
 
     def _start_core_retrying(self, attempts: int = 3) -> ClusterState:
@@ -246,8 +268,14 @@ class LocalCluster:
         )
         return state
 
-    def _launch(self, state: ClusterState, component: str, argv: list[str]) -> None:
-        ref = spawn(argv, self.layout.log(component))
+    def _launch(
+        self,
+        state: ClusterState,
+        component: str,
+        argv: list[str],
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        ref = spawn(argv, self.layout.log(component), env=env)
         state.components[component] = ComponentState(
             ref.pid, ref.start_time, state.ports[component], argv
         )
@@ -357,7 +385,7 @@ class LocalCluster:
         binary = tools.binary(tools.PROMETHEUS, "prometheus", self.cache)
         port = free_ports(1, exclude=list(state.ports.values()))[0]
         state.ports["prometheus"] = port
-        prom.write_config(self.layout.root, port)
+        prom.write_config(self.layout.root, port, self.scrape_interval_s)
         self._launch(state, "prometheus", prom.args(binary, self.layout.root, port))
         try:
             self._await_ready(state, "prometheus")
@@ -365,6 +393,42 @@ class LocalCluster:
             self._stop_component(state, "prometheus")
             raise
         log.info("prometheus up", extra=kv(url=state.prometheus_url))
+
+    # -- keda -------------------------------------------------------------------------------
+
+    def _start_keda(self, state: ClusterState) -> None:
+        tool_dir = tools.resolve(tools.KEDA, self.cache)
+        for component in ("keda-adapter", "keda-operator"):  # a half-started earlier try
+            if component in state.components:
+                self._stop_component(state, component)
+        pair = netns.ensure(self.name)
+        state.keda_address = pair.host_ip
+        picked = free_ports(len(keda.PORT_NAMES), exclude=list(state.ports.values()))
+        ports = dict(zip(keda.PORT_NAMES, picked, strict=True))
+        state.ports.update(ports)
+        pki = PKI(self.layout.pki_dir)
+        certs = issue_leaf(pki, keda.cert_dir(self.layout.root), "keda",
+                           ips=("127.0.0.1", pair.host_ip), dns=keda.cert_names())  # fmt: skip
+        keda.install(self.kubeconfig, tool_dir, pair.host_ip, ports["keda-adapter"], pki)
+        environment = {**os.environ, **keda.env(self.kubeconfig)}
+        started = time.monotonic()
+        try:
+            self._launch(state, "keda-operator", keda.operator_args(
+                tool_dir / "keda", certs, ports), env=environment)  # fmt: skip
+            self._launch(state, "keda-adapter", keda.adapter_args(
+                tool_dir / "keda-adapter", certs, self.kubeconfig, pair.host_ip, ports),
+                env=environment)  # fmt: skip
+            self._await_ready(state, "keda-operator")
+            self._await_ready(state, "keda-adapter")
+            keda.await_available(self.kubeconfig, self.ready_timeout_s)
+        except BaseException:
+            for component in ("keda-adapter", "keda-operator"):
+                if component in state.components:
+                    self._stop_component(state, component)
+            raise
+        log.info(
+            "keda up", extra=kv(address=pair.host_ip, seconds=round(time.monotonic() - started, 1))
+        )
 
     def _stop_component(self, state: ClusterState, component: str) -> None:
         killed = stop(state.components[component].process)
@@ -412,6 +476,9 @@ class LocalCluster:
         shutil.rmtree(state.etcd_data_dir, ignore_errors=True)
         shutil.rmtree(self.layout.pki_dir, ignore_errors=True)
         shutil.rmtree(prom.root(self.layout.root), ignore_errors=True)
+        if state.keda_address is not None or keda.root(self.layout.root).exists():
+            netns.remove(self.name)
+            shutil.rmtree(keda.root(self.layout.root), ignore_errors=True)
         for path in (
             self.layout.kubeconfig,
             self.layout.state_file,

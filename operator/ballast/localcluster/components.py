@@ -53,6 +53,7 @@ class Plan:
     pki: PKI
     ports: Mapping[str, int]
     etcd_data_dir: Path
+    hpa_sync_seconds: float = 15.0
 
     def binary(self, name: str) -> str:
         """Absolute path of one of the binaries."""
@@ -108,6 +109,9 @@ def apiserver_args(plan: Plan) -> list[str]:
         "--requestheader-extra-headers-prefix=X-Remote-Extra-",
         f"--proxy-client-cert-file={pki.proxy_cert}",
         f"--proxy-client-key-file={pki.proxy_key}",
+        # The aggregation layer dials an APIService's endpoint address, not its
+        # Service's cluster IP: there is no kube-proxy here (KEDA, docs/local-cluster.md).
+        "--enable-aggregator-routing=true",
         # 127.0.0.1 is not a valid Endpoints address; nothing in this cluster
         # reaches the API server through the `kubernetes` Service anyway.
         "--endpoint-reconciler-type=none",
@@ -142,6 +146,8 @@ def controller_manager_args(plan: Plan) -> list[str]:
         f"--cluster-name=ballast-{plan.name}",
         "--kube-api-qps=100",
         "--kube-api-burst=200",
+        # How often the HPA controller reads metrics and decides (default 15 s).
+        f"--horizontal-pod-autoscaler-sync-period={plan.hpa_sync_seconds:g}s",
         "--profiling=false",
     ]
 

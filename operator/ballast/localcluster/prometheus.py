@@ -9,7 +9,7 @@ agent started after Prometheus is scraped from its next file read on::
     <cluster>/prometheus/data/                   the TSDB, removed by ``down``
 
 The jobs are :data:`JOBS` (``ballast-scheduler``, ``ballast-operator``,
-``ballast-agent``) plus Prometheus itself. :func:`add_target` and
+``ballast-agent``, ``serving``) plus Prometheus itself. :func:`add_target` and
 :func:`remove_target` change the target files atomically (a reader never
 sees half a file). The rules come from :data:`RULES_FILE`.
 """
@@ -27,7 +27,10 @@ import yaml
 
 from ballast.telemetry.assets import RULES_FILE
 
-JOBS: tuple[str, ...] = ("ballast-scheduler", "ballast-operator", "ballast-agent")
+# ``serving``: stand-ins for serving engines (vLLM's series, labelled with the
+# namespace and pod they describe, as a pod monitor would), for autoscaling.
+JOBS: tuple[str, ...] = ("ballast-scheduler", "ballast-operator", "ballast-agent", "serving")
+HONOR_LABELS = frozenset({"ballast-agent", "serving"})
 SCRAPE_INTERVAL_S = 2.0  # short, so tests and the demo see data within seconds
 REFRESH_INTERVAL_S = 2.0  # how often Prometheus re-reads the target files
 RETENTION = "2h"  # a local cluster's TSDB stays small
@@ -55,10 +58,13 @@ def targets_dir(cluster_root: Path, job: str) -> Path:
 
 
 def config(
-    cluster_root: Path, port: int, rule_files: tuple[Path, ...] = (RULES_FILE,)
+    cluster_root: Path,
+    port: int,
+    rule_files: tuple[Path, ...] = (RULES_FILE,),
+    scrape_interval_s: float = SCRAPE_INTERVAL_S,
 ) -> dict[str, Any]:
     """The ``prometheus.yml`` document: Prometheus itself plus one file_sd job per :data:`JOBS`."""
-    interval = f"{SCRAPE_INTERVAL_S:g}s"
+    interval = f"{scrape_interval_s:g}s"
     scrape: list[dict[str, Any]] = [
         {
             "job_name": "prometheus",
@@ -75,8 +81,9 @@ def config(
                         "refresh_interval": f"{REFRESH_INTERVAL_S:g}s",
                     }
                 ],
-                # dcgm-exporter's labels (Hostname, pod, ...) are the agent's own: keep them.
-                "honor_labels": job == "ballast-agent",
+                # dcgm-exporter's labels (Hostname, pod, ...) are the agent's own, and a
+                # serving stand-in names its pod itself: keep them.
+                "honor_labels": job in HONOR_LABELS,
             }
         )
     return {
@@ -91,13 +98,16 @@ def config(
     }
 
 
-def write_config(cluster_root: Path, port: int) -> Path:
+def write_config(
+    cluster_root: Path, port: int, scrape_interval_s: float = SCRAPE_INTERVAL_S
+) -> Path:
     """Write ``prometheus.yml`` and create the target folders; returns the config path."""
     for job in JOBS:
         targets_dir(cluster_root, job).mkdir(parents=True, exist_ok=True)
     data_dir(cluster_root).mkdir(parents=True, exist_ok=True)
     path = config_path(cluster_root)
-    path.write_text(yaml.safe_dump(config(cluster_root, port), sort_keys=False))
+    doc = config(cluster_root, port, scrape_interval_s=scrape_interval_s)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
 

@@ -9,6 +9,7 @@ Layout of ``<cache>/clusters/<name>/``::
     kwok.yaml      kwok's configuration
     kube-scheduler-config.yaml   only when the scheduler runs with a config
     prometheus/    only with ``up --prometheus``: its config, target files and TSDB
+    keda/certs/    only with ``up --keda``: KEDA's certificate (keda.py)
     lock           flock held while ``up``/``down`` change the cluster
 
 etcd's data lives in a temporary folder (recorded in ``state.json``) and is
@@ -36,8 +37,10 @@ COMPONENTS: tuple[str, ...] = (
     "kwok",
     "kube-scheduler",
     "prometheus",
+    "keda-operator",
+    "keda-adapter",
 )
-CORE: tuple[str, ...] = COMPONENTS[:4]  # the scheduler and Prometheus are optional
+CORE: tuple[str, ...] = COMPONENTS[:4]  # the scheduler, Prometheus and KEDA are optional
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,8 @@ class ClusterState:
     etcd_data_dir: str
     ports: dict[str, int]
     components: dict[str, ComponentState] = field(default_factory=dict)
+    # The host end of the veth pair where KEDA's metrics API server listens (netns.py).
+    keda_address: str | None = None
 
     @property
     def api_port(self) -> int:

@@ -1,4 +1,4 @@
-"""Build, key and find the tools beside the control plane (Prometheus and promtool).
+"""Build, key and find the tools beside the control plane (Prometheus, promtool, KEDA).
 
 A tool is built by ``hack/build.sh OUT <tool>`` from its own pinned wrapper
 module (``hack/<tool>/``) into ``<cache>/tools/<tool>-<version>-<key>/``. Its
@@ -64,7 +64,13 @@ PROMETHEUS = Tool(
     require="github.com/prometheus/prometheus",
     binaries=("prometheus", "promtool"),
 )
-TOOLS: tuple[Tool, ...] = (PROMETHEUS,)
+KEDA = Tool(
+    name="keda",
+    module="keda",
+    require="github.com/kedacore/keda/v2",
+    binaries=("keda", "keda-adapter"),  # cmd/operator and cmd/adapter; CRDs in crds/
+)
+TOOLS: tuple[Tool, ...] = (PROMETHEUS, KEDA)
 
 
 def tool_files(hack: Path, tool: Tool) -> list[Path]:
