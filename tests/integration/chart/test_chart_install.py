@@ -314,7 +314,7 @@ def test_preemption(running: Running, chart_kube: Kube) -> None:
 def test_window_holds_a_job_until_it_opens(running: Running, chart_kube: Kube) -> None:
     """A Job of a windowed class is held while the window is closed, resumed when it opens."""
     win, cls = "chart-window", "chart-nightly"
-    opens = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=10)
+    opens = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=15)
     chart_kube.create(BATCHWINDOWS.path(), {
         "apiVersion": "ballast.dev/v1alpha1", "kind": "BatchWindow", "metadata": {"name": win},
         "spec": {"schedule": "0 0 1 1 *", "duration": "1h", "onClose": "Finish",
