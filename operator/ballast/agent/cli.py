@@ -229,8 +229,9 @@ def run(args: argparse.Namespace) -> int:
         from ballast.kube.raw import Kube
 
         write_record = RecordWriter(
-            Kube.connect(args.kubeconfig), args.node_name, args.interval, cache=latest
-        )
+            Kube.connect(args.kubeconfig), args.node_name, args.interval, cache=latest,
+            heartbeat_s=args.heartbeat,
+        )  # fmt: skip
     publisher = Publisher(
         clock, record_out=args.record_out, patch_node=patch, heartbeat_s=args.heartbeat,
         write_record=write_record, cache=latest,

@@ -195,7 +195,9 @@ class Publisher:
         self._record_pods = pods
 
 
-def record_status(snap: Snapshot, node_name: str, interval_s: float) -> dict[str, Any]:
+def record_status(
+    snap: Snapshot, node_name: str, interval_s: float, heartbeat_s: float | None = None
+) -> dict[str, Any]:
     """The GPUNodeTelemetry ``status`` for ``snap`` (wire form, camelCase)."""
     when = snap.observed_at or dt.datetime.now(dt.UTC)
     gpus = []
@@ -242,6 +244,7 @@ def record_status(snap: Snapshot, node_name: str, interval_s: float) -> dict[str
         "nodeName": node_name,
         "updateTime": when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "reportIntervalSeconds": interval_s,
+        **({"heartbeatSeconds": heartbeat_s} if heartbeat_s else {}),
         "gpus": gpus[:64],
     }
 
@@ -254,7 +257,12 @@ class RecordWriter:
     """
 
     def __init__(
-        self, kube: Any, node_name: str, interval_s: float, cache: LatestCache | None = None
+        self,
+        kube: Any,
+        node_name: str,
+        interval_s: float,
+        cache: LatestCache | None = None,
+        heartbeat_s: float | None = None,
     ) -> None:
         from ballast.kube.raw import GPUNODETELEMETRIES
 
@@ -263,6 +271,7 @@ class RecordWriter:
         self.kube = kube
         self.node_name = node_name
         self.interval_s = interval_s
+        self.heartbeat_s = heartbeat_s
         self.path = GPUNODETELEMETRIES.path(node_name)
         self._collection = GPUNODETELEMETRIES.path()
         self._exists = False
@@ -271,7 +280,7 @@ class RecordWriter:
         """Write ``snap`` as the record's status (raises on API failure: the caller counts it)."""
         if not self._exists:
             self._ensure()
-        status = record_status(snap, self.node_name, self.interval_s)
+        status = record_status(snap, self.node_name, self.interval_s, self.heartbeat_s)
         cache = self.cache.status() if self.cache is not None else None
         if cache is not None:
             status["cache"] = cache

@@ -203,3 +203,11 @@ def test_a_pod_bound_after_the_record_is_charged_where_the_node_says() -> None:
     s, _ = make((RECORDS, rec), ("nodes", node("n", gpus=4)), ("pods", late))
     run(s)
     assert s.snapshot.pods["uid-late"].gpus == (1,)
+
+
+def test_a_heartbeat_record_stays_fresh_until_a_heartbeat_is_missed() -> None:
+    # Written on change or every 60 s: fresh for 60 + 2 x 10 s, not 3 x 10 s.
+    fresh = to_node_telemetry(record("n", [True], age_s=70, interval=10, heartbeatSeconds=60))
+    assert fresh.value.max_age_s == 80
+    plain = to_node_telemetry(record("n", [True], interval=10))
+    assert plain.value.max_age_s == 30

@@ -178,8 +178,16 @@ class GPUNodeTelemetryStatus(ApiModel):
         default=None,
         ge=0.05,  # not gt=0: OpenAPI v3.0's exclusiveMinimum is a boolean
         le=86_400,
-        description="How often the agent collects; the scheduler's default freshness limit is "
-        "three intervals.",
+        description="How often the agent collects; without a heartbeatSeconds the scheduler's "
+        "default freshness limit is three intervals.",
+    )
+    heartbeat_seconds: float | None = Field(
+        default=None,
+        ge=0.05,
+        le=86_400,
+        description="The agent rewrites the record at least this often even when nothing "
+        "changed (a meaningful change is written at once); the scheduler's default freshness "
+        "limit is this heartbeat plus two report intervals.",
     )
     gpus: list[GPUNodeTelemetryGPU] | None = Field(
         default=None, max_length=MAX_GPUS, description="Per GPU, by index."
@@ -212,8 +220,9 @@ def to_node_telemetry(
     ``updateTime``, a ``nodeName`` that is not the object's name) makes the
     whole record "no data" with the problems listed: a record that cannot be
     read in full cannot be trusted about which GPUs are healthy. The freshness
-    limit is ``max_age_s`` when given, else ``DEFAULT_FRESH_INTERVALS`` report
-    intervals, else the engine's default.
+    limit is ``max_age_s`` when given, else the record's heartbeat plus two
+    report intervals, else ``DEFAULT_FRESH_INTERVALS`` report intervals, else
+    the engine's default.
     """
     name = str((obj.get("metadata") or {}).get("name") or "")
     raw = obj.get("status")
@@ -236,7 +245,10 @@ def to_node_telemetry(
         return wk.Parsed(wk.NodeTelemetry(), problems)
     interval = status.report_interval_seconds
     if max_age_s is None and interval is not None:
-        max_age_s = DEFAULT_FRESH_INTERVALS * interval
+        heartbeat = status.heartbeat_seconds
+        # A record is rewritten on change or at the heartbeat: it is current until
+        # a heartbeat (plus two intervals of slack) has been missed.
+        max_age_s = heartbeat + 2 * interval if heartbeat else DEFAULT_FRESH_INTERVALS * interval
     gpus = tuple(
         wk.GPUTelemetry(
             index=g.index,
