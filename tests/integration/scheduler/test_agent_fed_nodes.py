@@ -24,6 +24,7 @@ from ballast.localcluster.cluster import LocalCluster
 from ballast.localcluster.fakegpu import FakeGPUError
 
 INTERVAL_S = 2.0
+HEARTBEAT_S = 4.0  # a record is stale once HEARTBEAT_S + 2 x INTERVAL_S passed unwritten
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def agents(
 ) -> Iterator[NodeAgents]:
     root = cluster.layout.root if cluster is not None else tmp_path
     try:
-        fleet = NodeAgents(kubeconfig, root, interval_s=INTERVAL_S, heartbeat_s=30)
+        fleet = NodeAgents(kubeconfig, root, interval_s=INTERVAL_S, heartbeat_s=HEARTBEAT_S)
     except FakeGPUError as exc:
         pytest.skip(str(exc))
     yield fleet
@@ -79,10 +80,10 @@ def test_xid_is_avoided_and_a_stopped_agent_goes_stale(
     assert gpu_ids(kube, namespace, "after-xid") != "0"
     assert avoided_s < 2 * INTERVAL_S + 10, avoided_s  # two intervals, plus API round trips
 
-    # The agent stops: after three intervals the record is stale. The decision
+    # The agent stops: once a heartbeat is missed the record is stale. The decision
     # says so, and GPU 0 (last reported unhealthy) stays out of use.
     agents.stop(name)
-    time.sleep(3 * INTERVAL_S + 2)
+    time.sleep(HEARTBEAT_S + 2 * INTERVAL_S + 3)
     gpu_pod(kube, namespace, "stale", test=tid)
     assert wait_for(lambda: node_of(kube, namespace, "stale"), what="bound") == name
     assert gpu_ids(kube, namespace, "stale") not in ("0", gpu_ids(kube, namespace, "after-xid"))
