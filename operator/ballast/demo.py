@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from ballast.demo_telemetry import UTIL_BY_CLASS, start_agents, synthetic_load
 from ballast.kube.crds import ensure_crds
 from ballast.kube.raw import (
     BATCHWINDOWS,
@@ -53,6 +54,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--prometheus",
         action="store_true",
         help="also run Prometheus scraping the operator and the scheduler (make demo asks)",
+    )
+    parser.add_argument(
+        "--no-agents",
+        dest="agents",
+        action="store_false",
+        help="do not run a node agent (over the fake NVML) per fake node",
     )
 
 
@@ -97,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     kube = Kube.connect(str(kubeconfig))
     ensure_crds(kube)
     print("==> CRDs installed")
+    agents = start_agents(kubeconfig, cluster, specs) if args.agents else None
     kube.apply(NAMESPACES.path(WEBHOOK_NAMESPACE), {"apiVersion": "v1", "kind": "Namespace",
                "metadata": {"name": WEBHOOK_NAMESPACE}}, field_manager="ballast-demo")  # fmt: skip
     port, operator_metrics, scheduler_metrics = _free_port(), _free_port(), _free_port()
@@ -152,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
     print()
     _hostile(kube, scheduler)
     print()
+    if agents is not None:
+        synthetic_load(kube, agents)
+        print()
     if pending:
         print(
             f"!! not reconciled within {args.timeout}s: {sorted(pending)}; see {operator.log_path}"
@@ -167,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
             f"Prometheus: {prometheus_url}  (targets: {prometheus_url}/targets). Pending pods per tier:\n"
             f"  curl -s {prometheus_url}/api/v1/query "
             f"--data-urlencode 'query=ballast:scheduler_pending_pods:sum_by_tier'\n"
+            f"GPU utilisation per class (the agents' DCGM series joined with the scheduler's pods):\n"
+            f"  curl -s {prometheus_url}/api/v1/query --data-urlencode 'query={UTIL_BY_CLASS}'\n"
             if prometheus_url
             else ""
         )
