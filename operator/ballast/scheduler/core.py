@@ -334,6 +334,12 @@ class Scheduler(WatchHandlers, Preempting):
         self.actions.bind(rec.obj, d.node, annotations)
         self.actions.event(rec.obj, "Normal", "Scheduled", d.message(), action="Binding")
         self.metrics.attempts.labels("scheduled").inc()
+        keys = epod.item_keys
+        if keys:
+            held = self.snapshot.caches.items(self.snapshot.row(d.node))
+            hits = sum(1 for k in keys if k in held)
+            result = "hit" if hits == len(keys) else "partial" if hits else "miss"
+            self.metrics.cache_placements.labels(cls.name or "", result).inc()
 
     def _park(self, rec: PodRecord, reason: str, message: str) -> None:
         self.queue.park(rec)

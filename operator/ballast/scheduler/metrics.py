@@ -134,6 +134,13 @@ class SchedulerMetrics:
             ["kind"],
             registry=r,
         )
+        self.cache_placements = Counter(
+            "ballast_scheduler_cache_placements",
+            "Pods that name models or datasets, by class and where they were bound: hit (every "
+            "item cached on the node), partial, or miss.",
+            ["class", "result"],
+            registry=r,
+        )
         self.leader = Gauge(
             "ballast_scheduler_is_leader", "1 while this replica holds the lease.", registry=r
         )

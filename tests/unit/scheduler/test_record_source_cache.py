@@ -114,3 +114,7 @@ def test_locality_follows_the_record_inventory_over_annotations(warm: str) -> No
         q.put(Event(kind, "SYNCED", {}))
     run(s)
     assert [(b[0], b[1]) for b in actions.binds] == [("p", warm)]
+    # The placement is counted as a cache hit for the pod's (default) class.
+    hits = s.metrics.cache_placements.labels("", "hit")._value.get()
+    misses = s.metrics.cache_placements.labels("", "miss")._value.get()
+    assert (hits, misses) == (1, 0)
