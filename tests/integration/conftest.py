@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from kutil import Kubectl
+from kutil import SLO_RULES_NAMESPACE, Kubectl
 from tcpproxy import TcpProxy
 
 from ballast.kube.raw import Kube
@@ -35,7 +35,6 @@ from ballast.localcluster.nodes import profile_nodes
 from ballast.localcluster.processes import ProcessRef, is_alive
 
 ENV_KUBECONFIG = "BALLAST_TEST_KUBECONFIG"
-SLO_RULES_NAMESPACE = "ballast-slo-rules"  # where the session operator writes SLO rules
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 GPU_FLEET_SIZE = 8

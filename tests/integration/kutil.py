@@ -10,6 +10,9 @@ from typing import Any, TypeVar
 
 from ballast.kube.raw import Kube, Resource
 
+SLO_RULES_NAMESPACE = "ballast-slo-rules"  # where the session operator writes SLO rules
+
+
 T = TypeVar("T")
 
 

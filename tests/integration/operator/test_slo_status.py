@@ -23,8 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import SLO_RULES_NAMESPACE
-from kutil import events_for, wait_for
+from kutil import SLO_RULES_NAMESPACE, events_for, wait_for
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from sutil import L4, delete_nodes, gpu_node, gpu_pod, node_of, wait_ready
 from tcpproxy import TcpProxy
