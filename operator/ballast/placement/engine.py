@@ -4,7 +4,10 @@ An :class:`Engine` is built once per policy (profile) and class set and is
 reused for every decision; it holds no cluster state. The same snapshot, pod,
 ``now`` and ``seed`` always give the same decision: ties are broken by the
 profile's tie-breakers and then by a random pick seeded from ``seed`` and the
-pod's uid (a stable CRC, never Python's salted ``hash``).
+pod's uid (a stable CRC, never Python's salted ``hash``). The one exception
+is a profile with ``percentage_of_nodes_to_score`` (the ``kube-*`` ones):
+like kube-scheduler, the engine then remembers where the last search for
+feasible nodes stopped and starts the next one there.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from ballast.placement.registry import Registry, default_registry
 from ballast.placement.snapshot import Snapshot
 
 _TIE = 1e-9
+MIN_FEASIBLE_NODES = 100  # kube-scheduler's minFeasibleNodesToFind
+MIN_FEASIBLE_PERCENTAGE = 5  # and minFeasibleNodesPercentageToFind
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,7 @@ class Engine:
                 raise ValueError(f"gpu_chooser {self.profile.gpu_chooser!r} is not a score here")
             self.chooser = found[0]
         self._class_weights: dict[int, tuple[ClassPolicy, list[tuple[ScorePlugin, float]]]] = {}
+        self._next_start = 0  # kube-scheduler's nextStartNodeIndex
 
     def class_of(self, pod: Pod) -> ClassPolicy:
         """The pod's class policy (the default Offline class when unknown)."""
@@ -218,6 +224,8 @@ class Engine:
         """:meth:`decide` for a prepared cycle state."""
         f = self.filter(state)
         nodes = f.feasible
+        if self.profile.percentage_of_nodes_to_score is not None and nodes.shape[0]:
+            nodes = self._sample(state, nodes)
         if not nodes.shape[0]:
             return Decision(state.pod.key, None, (), f.total, 0, f.rejections)
         stale = int(np.count_nonzero(~state.fresh[nodes])) if state.telemetry else 0
@@ -250,6 +258,26 @@ class Engine:
             stale,
             state.telemetry and not bool(state.fresh[row]),
         )
+
+    def _sample(self, state: CycleState, feasible: IntArray) -> IntArray:
+        """The feasible nodes kube-scheduler would find before it stops searching.
+
+        It examines nodes in order from where the last search stopped and
+        stops once it has :func:`nodes_to_find` feasible ones; the next search
+        starts after the last node examined.
+        """
+        rows = state.snapshot.rows()
+        n_all = int(rows.shape[0])
+        want = nodes_to_find(self.profile.percentage_of_nodes_to_score or 0, n_all)
+        start = self._next_start % n_all
+        if feasible.shape[0] <= want:
+            return feasible  # every node examined: the start does not move
+        pos = (np.searchsorted(rows, feasible) - start) % n_all
+        order = np.argsort(pos, kind="stable")
+        # The search goes on until a feasible node beyond ``want`` turns up
+        # (not kept); every node before it was examined.
+        self._next_start = (start + int(pos[order[want]])) % n_all
+        return np.sort(feasible[order[:want]])
 
     def _pick(self, state: CycleState, nodes: IntArray, total: Scores) -> int:
         best = float(total.max())
@@ -294,3 +322,16 @@ class Engine:
             )
             for i in order
         )
+
+
+def nodes_to_find(percentage: int, n_all: int) -> int:
+    """kube-scheduler's ``numFeasibleNodesToFind``: how many feasible nodes a search wants.
+
+    Under 100 nodes, all; else ``percentage`` of them (0: ``50 - n/125``, at
+    least 5), and never fewer than 100.
+    """
+    if n_all < MIN_FEASIBLE_NODES:
+        return n_all
+    if percentage == 0:
+        percentage = max(50 - n_all // 125, MIN_FEASIBLE_PERCENTAGE)
+    return max(n_all * percentage // 100, MIN_FEASIBLE_NODES)

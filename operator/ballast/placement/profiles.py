@@ -3,9 +3,17 @@
 - ``ballast``: every filter; FGD packing with data locality and GPU telemetry
   at weights small enough not to undo packing when they disagree, spreading
   for classes in spread mode, ties broken by best fit.
-- ``kube-default``: what kube-scheduler does with its default plugins for
-  extended resources: LeastAllocated + BalancedAllocation, equal weights, no
-  locality, no telemetry; shares go to the first GPU that fits.
+- ``kube-default``: kube-scheduler v1.37's default configuration, for what
+  the engine models: NodeResourcesFit ``LeastAllocated`` and
+  NodeResourcesBalancedAllocation over cpu and memory only (weight 1 each;
+  the GPU is filtered, not scored), ties at random, and only part of a large
+  cluster searched (``percentageOfNodesToScore`` adaptive). The other default
+  score plugins (TaintToleration, NodeAffinity, PodTopologySpread,
+  InterPodAffinity, ImageLocality, VolumeBinding) give every node the same
+  score for the pods the engine models. Shares go to the first GPU that fits.
+- ``kube-gpu-binpack``: the configuration a GPU platform team would choose:
+  ``kube-default`` with NodeResourcesFit's strategy ``MostAllocated`` over
+  cpu 1, memory 1 and ``nvidia.com/gpu`` 5.
 - ``fgd``: fragmentation gradient descent as in the paper, ties at random.
 - ``best-fit``: the most allocated node that fits, fullest GPU for shares.
 - ``random``: any feasible node.
@@ -30,6 +38,7 @@ from ballast.placement.plugins import (
     gpu_stranding,
     gpu_telemetry,
     least_allocated,
+    most_allocated,
     node_affinity,
     node_health,
     node_pool,
@@ -67,6 +76,8 @@ class Profile:
     are score plugins whose raw scores decide between nodes with equal totals
     before the seeded random pick. ``telemetry`` off means the engine ignores
     telemetry entirely (no health view, everything reads stale).
+    ``percentage_of_nodes_to_score`` is kube-scheduler's setting of that name
+    (0: adaptive, 1..100: a fixed share; ``None``: score every feasible node).
     """
 
     name: str
@@ -77,6 +88,7 @@ class Profile:
     telemetry: bool = True
     telemetry_max_age_s: float = 120.0
     explain_top: int = 3
+    percentage_of_nodes_to_score: int | None = None
 
 
 FILTERS = tuple(
@@ -112,6 +124,31 @@ KUBE_DEFAULT = Profile(
     filters=FILTERS,
     scores=(ScoreRef(least_allocated.NAME, 1.0), ScoreRef(balanced_allocation.NAME, 1.0)),
     telemetry=False,
+    percentage_of_nodes_to_score=0,
+)
+
+#: The GPU weight of ``kube-gpu-binpack``'s MostAllocated (cpu and memory stay at 1).
+BINPACK_GPU_WEIGHT = 5
+
+KUBE_GPU_BINPACK = Profile(
+    name="kube-gpu-binpack",
+    filters=FILTERS,
+    scores=(
+        ScoreRef(
+            most_allocated.NAME,
+            1.0,
+            {
+                "resources": (
+                    {"name": "cpu", "weight": 1},
+                    {"name": "memory", "weight": 1},
+                    {"name": "nvidia.com/gpu", "weight": BINPACK_GPU_WEIGHT},
+                )
+            },
+        ),
+        ScoreRef(balanced_allocation.NAME, 1.0),
+    ),
+    telemetry=False,
+    percentage_of_nodes_to_score=0,
 )
 
 FGD = Profile(
@@ -138,7 +175,7 @@ RANDOM = Profile(
 )
 
 PROFILES: Mapping[str, Profile] = {
-    p.name: p for p in (BALLAST, KUBE_DEFAULT, FGD, BEST_FIT, RANDOM)
+    p.name: p for p in (BALLAST, KUBE_DEFAULT, KUBE_GPU_BINPACK, FGD, BEST_FIT, RANDOM)
 }
 
 

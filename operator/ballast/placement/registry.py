@@ -23,6 +23,7 @@ from ballast.placement.plugins import (
     gpu_stranding,
     gpu_telemetry,
     least_allocated,
+    most_allocated,
     node_affinity,
     node_health,
     node_pool,
@@ -94,6 +95,7 @@ def default_registry() -> Registry:
     reg.add_score(gpu_stranding.NAME, gpu_stranding.factory)
     reg.add_score(gpu_scarcity.NAME, gpu_scarcity.factory)
     reg.add_score(least_allocated.NAME, least_allocated.factory)
+    reg.add_score(most_allocated.NAME, most_allocated.factory)
     reg.add_score(balanced_allocation.NAME, balanced_allocation.factory)
     reg.add_score(spread.NAME, spread.factory)
     reg.add_score(random_score.NAME, random_score.factory)
