@@ -38,8 +38,28 @@ class Feed:
         return Observation("1h", **self.values)
 
 
+READY = {"type": "Ready", "status": "True", "reason": "Reconciled", "observedGeneration": 3}
+
+
+def reconciled(status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` as the class's own reconcile leaves it: Ready for generation 3."""
+    others = [c for c in status.get("conditions") or [] if c["type"] != "Ready"]
+    return {**status, "observedGeneration": 3, "conditions": [READY, *others]}
+
+
 def run(spec: dict[str, Any], status: dict[str, Any], feed: Feed | None, clock: FakeClock) -> Tick:
-    return tick("chat", spec, status, 3, settings=SETTINGS, read=feed, now=clock.now())
+    return tick("chat", spec, reconciled(status), 3, settings=SETTINGS, read=feed,
+                now=clock.now())  # fmt: skip
+
+
+def test_nothing_is_written_before_the_class_is_reconciled_for_its_generation() -> None:
+    clock = FakeClock(dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC))
+    feed = Feed(latency_p95_s=0.2, latency_p99_s=0.6)
+    for status in ({}, {"observedGeneration": 2, "conditions": [READY]},
+                   {"observedGeneration": 3, "conditions": []}):  # fmt: skip
+        got = tick("chat", SPEC, status, 3, settings=SETTINGS, read=feed, now=clock.now())
+        assert got.patch == {} and not got.events
+    assert feed.asked == []  # not even read
 
 
 def apply(status: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -48,8 +68,8 @@ def apply(status: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     for k, v in patch.items():
         if v is None:
             out.pop(k, None)
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = apply(out[k], v)
+        elif isinstance(v, dict):  # a null inside a merge patch is never stored
+            out[k] = apply(out[k] if isinstance(out.get(k), dict) else {}, v)
         else:
             out[k] = v
     return out

@@ -27,9 +27,10 @@ class SloMetrics:
             ["class"],
             registry=registry,
         )
+        # In the base unit (Prometheus naming): GPU-seconds; status.cost says GPU-hours.
         self.gpu_hours = Gauge(
-            "ballast_workloadclass_gpu_hours",
-            "GPU-hours the class's pods held over the window.",
+            "ballast_workloadclass_gpu_seconds",
+            "GPU-seconds the class's pods held over the window (status.cost.gpuHours x 3600).",
             ["class", "window"],
             registry=registry,
         )
@@ -60,10 +61,10 @@ class SloMetrics:
                 self.slo_met.labels(name).set(1.0 if slo_met else 0.0)
             old = self._windows.pop(name, None)
             window = str(cost["window"]) if cost else None
-            for gauge, key in (
-                (self.gpu_hours, "gpuHours"),
-                (self.cost_per_hour, "costPerHour"),
-                (self.cost_per_response, "costPerSuccessfulResponse"),
+            for gauge, key, scale in (
+                (self.gpu_hours, "gpuHours", 3600.0),
+                (self.cost_per_hour, "costPerHour", 1.0),
+                (self.cost_per_response, "costPerSuccessfulResponse", 1.0),
             ):
                 if old is not None and old != window:
                     self._drop(gauge, name, old)
@@ -72,7 +73,7 @@ class SloMetrics:
                     if window is not None:
                         self._drop(gauge, name, window)
                     continue
-                gauge.labels(name, window).set(float(value))
+                gauge.labels(name, window).set(float(value) * scale)
             if window is not None:
                 self._windows[name] = window
 

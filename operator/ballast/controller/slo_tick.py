@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ballast.api.v1alpha1.slostatus import CostStatus, SloStatus
 from ballast.api.v1alpha1.workloadclass import WorkloadClassSpec
 from ballast.controller.conditions import merge_conditions, rfc3339
 from ballast.controller.cost import cost_status
@@ -47,6 +48,28 @@ def merge_patch(old: Any, new: Any) -> Any:
     out: dict[str, Any] = {k: None for k in old if k not in new}
     for k, v in new.items():
         out[k] = merge_patch(old.get(k), v) if isinstance(v, Mapping) else v
+    return out
+
+
+def _wire_keys(model: Any) -> tuple[str, ...]:
+    return tuple(f.alias or n for n, f in model.model_fields.items())
+
+
+SLO_KEYS = _wire_keys(SloStatus)
+COST_KEYS = _wire_keys(CostStatus)
+
+
+def full_patch(old: Any, new: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """:func:`merge_patch`, and every known key absent from ``new`` set to None.
+
+    The status copy a timer is handed can lag the operator's own last write;
+    nulling every field ``new`` lacks removes a value that copy did not show yet
+    (a ``reason`` from the round before), so status never says more than is true.
+    """
+    out = dict(merge_patch(old, new))  # a copy: merge_patch may return ``new`` itself
+    for k in keys:
+        if k not in new:
+            out[k] = None
     return out
 
 
@@ -85,7 +108,16 @@ def tick(
     read: Reader | None,
     now: dt.datetime,
 ) -> Tick:
-    """Read, judge and price class ``name``; ``read`` None: no Prometheus configured."""
+    """Read, judge and price class ``name``; ``read`` None: no Prometheus configured.
+
+    Nothing is written until the class's own reconcile has written ``Ready`` for
+    its generation: a status patch replaces the whole conditions list, and one
+    computed before that write would drop it.
+    """
+    if status.get("observedGeneration") != generation or not any(
+        c.get("type") == "Ready" for c in status.get("conditions") or ()
+    ):
+        return Tick()
     try:
         parsed = WorkloadClassSpec.model_validate(dict(spec))
     except ValidationError:
@@ -108,7 +140,7 @@ def tick(
     if slo is not None:
         judged = judge(slo, obs, observed_at=observed_at, configured=read is not None)
         if judged.status is not None and _news(status.get("slo"), judged.status):
-            out.patch["slo"] = merge_patch(status.get("slo"), judged.status)
+            out.patch["slo"] = full_patch(status.get("slo"), judged.status, SLO_KEYS)
         conditions = merge_conditions(
             old_conditions, [judged.condition], generation=generation, now=now
         )
@@ -134,7 +166,7 @@ def tick(
                 success_counter=(slo.success_counter if slo else None) or DEFAULT_SUCCESS_COUNTER,
             )
             if _news(status.get("cost"), cost):
-                out.patch["cost"] = merge_patch(status.get("cost"), cost)
+                out.patch["cost"] = full_patch(status.get("cost"), cost, COST_KEYS)
                 out.cost = cost
     elif status.get("cost") is not None:
         out.patch["cost"] = None

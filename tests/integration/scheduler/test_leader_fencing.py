@@ -169,7 +169,7 @@ def test_stalled_leader_stops_within_its_renew_deadline_and_nothing_is_bound_twi
         def bound() -> list[str]:
             return [n for n in names if history.seen.get(n) and history.seen[n][-1][0]]
 
-        wait_for(lambda: len(bound()) >= 3, timeout=30, what="A binds part of the burst",
+        wait_for(lambda: len(bound()) >= 3, timeout=60, what="A binds part of the burst",
                  explain=lambda: a.log_tail(20))  # fmt: skip
         proxy.stall()
         stalled_at = time.monotonic()

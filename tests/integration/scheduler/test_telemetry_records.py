@@ -120,7 +120,7 @@ def test_a_class_that_requires_fresh_telemetry_skips_stale_nodes(
     gpu_pod(kube, namespace, "strict", test=tid, cls=cls)
     cond = wait_for(lambda: waiting_reason(kube, namespace, "strict", "Unschedulable"),
                     what="strict pod pending")  # fmt: skip
-    assert "1 stale telemetry" in cond["message"]
+    assert "stale telemetry" in cond["message"]  # (other tests' nodes count too)
     # The agent reports again: the record is fresh and the pod is placed.
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     kube.patch(GPUNODETELEMETRIES.path(name, sub="status"), {"status": {"updateTime": when}})

@@ -96,3 +96,37 @@ def workloadclass_resync(
     Idle classes cost no API call unless something differs.
     """
     _run(body, name, uid, spec, status, meta, patch, memo, kwargs)
+
+
+def ready_lost(status: Mapping[str, Any], meta: Mapping[str, Any]) -> bool:
+    """The class was reconciled for its generation, yet its Ready condition is gone.
+
+    Several writers share ``status.conditions`` (this reconcile, the SLO reader,
+    the scaling sync); a merge patch replaces the whole list, so a writer that
+    computed from an older copy can drop another's condition. Then write it again.
+    """
+    if meta.get("deletionTimestamp") or status.get("observedGeneration") is None:
+        return False
+    if status.get("observedGeneration") != meta.get("generation"):
+        return False  # a change is being reconciled: the change handler writes Ready
+    return not any(c.get("type") == "Ready" for c in status.get("conditions") or ())
+
+
+def _ready_lost(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    return ready_lost(status, meta)
+
+
+@kopf.on.event(*WLC, when=_ready_lost)
+def workloadclass_ready_restore(
+    body: kopf.Body,
+    name: str,
+    uid: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    """Another writer dropped Ready: reconcile again, which writes it back."""
+    _run(body, name, uid, spec, status, meta, patch, memo, kwargs)
