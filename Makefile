@@ -16,7 +16,7 @@ ifneq ($(K8S_VERSION),)
 export BALLAST_K8S_VERSION := $(K8S_VERSION)
 endif
 
-.PHONY: all venv bins test unit integration verify generate lint typecheck demo demo-down bench clean
+.PHONY: all venv bins test unit integration verify generate lint typecheck demo demo-down bench image clean
 
 all: test
 
@@ -61,13 +61,20 @@ verify: generate lint typecheck
 	@test -z "$$(git status --porcelain -- crds $(CHART_GENERATED))" || { git status --porcelain -- crds $(CHART_GENERATED); echo "untracked generated files"; exit 1; }
 
 demo: venv bins
-	$(BALLAST) demo --prometheus
+	$(BALLAST) demo --prometheus --keda
 
 demo-down: venv
 	$(BALLAST) cluster down --name demo
 
 bench: venv bins
 	$(PY) bench/operator_reconcile.py
+
+# The container image as an archive (docker save format: `kind load image-archive`,
+# `docker load`), built without a Docker daemon from Debian's packages and
+# requirements.lock, cached by its inputs; prints the path. Needs root,
+# mmdebstrap and Go (docs/install.md, "The container image").
+image: venv
+	$(BALLAST) image build
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from ballast import demo_scaling
 from ballast.demo_telemetry import UTIL_BY_CLASS, start_agents, synthetic_load
 from ballast.kube.crds import ensure_crds
 from ballast.kube.raw import (
@@ -56,6 +57,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="also run Prometheus scraping the operator and the scheduler (make demo asks)",
     )
     parser.add_argument(
+        "--keda",
+        action="store_true",
+        help="also run KEDA and show a class scaling on GPU utilisation (needs --prometheus)",
+    )
+    parser.add_argument(
         "--no-agents",
         dest="agents",
         action="store_false",
@@ -90,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     """Bring everything up and print the report."""
     t0 = time.monotonic()
     cluster = LocalCluster(args.name)
-    kubeconfig = cluster.up(with_prometheus=args.prometheus)
+    keda = args.keda and args.prometheus
+    kubeconfig = cluster.up(with_prometheus=args.prometheus, with_keda=keda)
     print(f"==> control plane up ({time.monotonic() - t0:.1f}s)")
     state = cluster.state
     prometheus_url = state.prometheus_url if state else None
@@ -112,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         "operator",
         ["operator", "--metrics-port", str(operator_metrics), "--metrics-addr", "127.0.0.1",
          "--webhook-port", str(port), "--webhook-host", "127.0.0.1",
-         "--webhook-url", f"https://127.0.0.1:{port}", "--webhook-namespace", WEBHOOK_NAMESPACE],
+         "--webhook-url", f"https://127.0.0.1:{port}", "--webhook-namespace", WEBHOOK_NAMESPACE,
+         *(["--prometheus-url", prometheus_url, "--slo-interval", "10"] if prometheus_url else [])],
         kubeconfig, cluster.layout.root,
         # A short dwell so the demo's pool settles while you watch (default 300 s).
         env={"BALLAST_POOL_DWELL_SECONDS": "30"},
@@ -163,6 +171,14 @@ def run(args: argparse.Namespace) -> int:
     if agents is not None:
         synthetic_load(kube, agents)
         print()
+    if keda and agents is not None and prometheus_url:
+        exporter = demo_scaling.serving_traffic(cluster.layout.root)
+        demo_scaling.observe_latency(kube, exporter)
+        demo_scaling.scaling(kube, agents, cluster.layout.root)
+        print()
+        demo_scaling.slo_report(kube, lambda: demo_scaling.observe_latency(kube, exporter))
+        print()
+        exporter.close()
     if pending:
         print(
             f"!! not reconciled within {args.timeout}s: {sorted(pending)}; see {operator.log_path}"
