@@ -12,6 +12,10 @@
 # KEDA's operator and metrics API server (`hack/build.sh OUT keda`), keyed like Prometheus;
 # its CRDs are copied from the module into OUT/crds (`ballast cluster up --keda` applies them).
 # <<< tool keda
+# >>> tool crane
+# go-containerregistry's crane (`hack/build.sh OUT crane`), keyed like Prometheus: `make image`
+# assembles the image archive with it (operator/ballast/image/).
+# <<< tool crane
 set -euo pipefail
 # Everything runs inside main, which bash parses whole before running: an
 # edit to this file while a long build runs cannot change what it does.
@@ -83,6 +87,13 @@ main() {
         chmod 0644 "$out"/crds/*.yaml
         ;;
       # <<< tool keda
+      # >>> tool crane
+      crane)
+        v=$(module_version github.com/google/go-containerregistry crane)
+        (cd "$here/crane" && go build -trimpath -ldflags "-s -w -X github.com/google/go-containerregistry/cmd/crane/cmd.Version=$v" \
+          -o "$out/crane" github.com/google/go-containerregistry/cmd/crane)
+        ;;
+      # <<< tool crane
       *) echo "unknown component $c" >&2; exit 2 ;;
     esac
   done

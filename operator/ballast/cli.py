@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("ballast.demo", "show Ballast working on the local cluster"),
     "simulate": ("ballast.sim.cli", "replay a trace through placement policies"),
     "generate": ("ballast.api.generate", "write the CRDs generated from the API models"),
+    "image": ("ballast.image.cli", "build the container image archive without Docker"),
     "slo-rules": (
         "ballast.telemetry.slo_rules_cli",
         "print the burn-rate alerting rules of WorkloadClass manifests",

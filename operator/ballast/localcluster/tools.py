@@ -1,4 +1,4 @@
-"""Build, key and find the tools beside the control plane (Prometheus, promtool, KEDA).
+"""Build, key and find the tools beside the control plane (Prometheus, promtool, KEDA, crane).
 
 A tool is built by ``hack/build.sh OUT <tool>`` from its own pinned wrapper
 module (``hack/<tool>/``) into ``<cache>/tools/<tool>-<version>-<key>/``. Its
@@ -70,6 +70,13 @@ KEDA = Tool(
     require="github.com/kedacore/keda/v2",
     binaries=("keda", "keda-adapter"),  # cmd/operator and cmd/adapter; CRDs in crds/
 )
+CRANE = Tool(
+    name="crane",
+    module="crane",
+    require="github.com/google/go-containerregistry",
+    binaries=("crane",),  # `make image` assembles the image archive with it (ballast.image)
+)
+# What `ballast cluster build` builds beside the control plane; crane is built by `make image`.
 TOOLS: tuple[Tool, ...] = (PROMETHEUS, KEDA)
 
 
