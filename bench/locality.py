@@ -10,7 +10,8 @@ times are drawn from the base-model load latencies with a fixed seed.
 cache_hit_rate: serving replicas started on a node that already cached their
 model, per serving replica started. cold_start_seconds: model load time paid
 by serving replicas (misses only). cold_start_ratio_vs_kube_default: ballast /
-kube-default (goal <= 0.50). gpu_allocation_loss_pct: time-averaged GPU
+kube-default (goal <= 0.50); cold_start_ratio_vs_kube_gpu_binpack: ballast /
+kube-gpu-binpack (kube-scheduler configured to bin-pack GPUs). gpu_allocation_loss_pct: time-averaged GPU
 allocation (% of capacity) of ballast with data locality switched off minus
 that of ballast (points given up for locality; goal <= 5).
 
@@ -39,6 +40,11 @@ from ballast.sim.experiments import (
 from ballast.sim.genai import GenAIConfig
 
 
+def ratio(values: dict[str, float], base: str) -> float | None:
+    """ballast / ``base`` (None when the base is 0)."""
+    return round(values["ballast"] / values[base], 3) if values[base] else None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,21 +71,21 @@ def main() -> int:
         args.trace,
         args.latency,
         args.background,
-        policies=("ballast", "kube-default", NO_LOCALITY),
+        policies=("ballast", "kube-default", "kube-gpu-binpack", NO_LOCALITY),
         cfg=cfg,
     )
     pol = doc["policies"]
-    hits = {p: pol[p]["cache_hit_rate"]["serving"] for p in ("ballast", "kube-default")}
-    cold = {p: pol[p]["cold_start_seconds"]["serving"] for p in ("ballast", "kube-default")}
+    kinds = ("ballast", "kube-default", "kube-gpu-binpack")
+    hits = {p: pol[p]["cache_hit_rate"]["serving"] for p in kinds}
+    cold = {p: pol[p]["cold_start_seconds"]["serving"] for p in kinds}
     alloc = {p: pol[p]["gpu_allocation_pct"] for p in pol}
     out = {
         "bench": "locality",
         "trace": Path(args.trace).name,
         "cache_hit_rate": hits,
         "cold_start_seconds": cold,
-        "cold_start_ratio_vs_kube_default": round(cold["ballast"] / cold["kube-default"], 3)
-        if cold["kube-default"]
-        else None,
+        "cold_start_ratio_vs_kube_default": ratio(cold, "kube-default"),
+        "cold_start_ratio_vs_kube_gpu_binpack": ratio(cold, "kube-gpu-binpack"),
         "gpu_allocation_loss_pct": round(alloc[NO_LOCALITY] - alloc["ballast"], 3),
         "gpu_allocation_pct": alloc,
         "serving_replicas_started": pol["ballast"]["model_placements"].get("serving", 0),

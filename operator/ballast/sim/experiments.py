@@ -17,6 +17,7 @@ from ballast.placement.objects import MILLI
 from ballast.sim.cluster import GIB, TRACES, load_cluster
 from ballast.sim.fill import inflate, run_fill
 from ballast.sim.genai import GenAIConfig, build_workload
+from ballast.sim.mixes import Derive
 from ballast.sim.replay import replay
 from ballast.sim.report import fill_figures, replay_figures
 from ballast.sim.traces import (
@@ -34,7 +35,7 @@ DEFAULT_NODES = OPENB / "openb_node_list_gpu_node.csv"
 DEFAULT_PODS = OPENB / "openb_pod_list_default.csv"
 DEFAULT_REQUESTS = GENAI / "lora_request_trace_part1.csv"
 DEFAULT_LATENCY = GENAI / "basemodel_update_latency_anon.csv"
-FILL_POLICIES = ("ballast", "kube-default", "fgd", "best-fit", "random")
+FILL_POLICIES = ("ballast", "kube-default", "kube-gpu-binpack", "fgd", "best-fit", "random")
 GENAI_POLICIES = ("ballast", "kube-default", "ballast-no-locality")
 NO_LOCALITY = "ballast-no-locality"
 
@@ -48,14 +49,22 @@ def fill_experiment(
     stop_pct: float = 105.0,
     limit: int = 0,
     node_limit: int = 0,
+    derive: Derive | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """The openb fill-up experiment for each policy (``limit``/``node_limit`` shrink it)."""
+    """The openb fill-up experiment for each policy (``limit``/``node_limit`` shrink it).
+
+    ``derive`` turns the trace's pods into another mix (sim/mixes.py) before
+    inflation; ``name`` labels the workload in the report (default: the file).
+    """
     node_list = load_openb_nodes(nodes)
     if node_limit:
         node_list = node_list[:: max(1, len(node_list) // node_limit)][:node_limit]
     tasks = load_openb_pods(trace)
     cap = sum(n.gpu_count for n in node_list) * MILLI
     pods = [t.pod for t in tasks]
+    if derive is not None:
+        pods = derive(pods, seed)
     if limit:
         pods = pods[:limit]
     pods = inflate(pods, cap, stop_pct, seed)
@@ -68,13 +77,13 @@ def fill_experiment(
             "fill done",
             extra=logs.kv(
                 policy=policy,
-                trace=Path(trace).name,
+                trace=name or Path(trace).name,
                 seconds=round(time.perf_counter() - t0, 1),
                 unallocated=out[policy]["unallocated_gpu_pct"],
             ),
         )
     return {
-        "trace": Path(trace).name,
+        "trace": name or Path(trace).name,
         "nodes": len(node_list),
         "gpus": cap // MILLI,
         "pods_in_trace": len(tasks),

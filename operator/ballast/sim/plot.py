@@ -19,6 +19,7 @@ TIERS = ("Interactive", "Nearline", "Offline")
 COLORS = {
     "ballast": "#1b7837",
     "kube-default": "#2166ac",
+    "kube-gpu-binpack": "#67a9cf",
     "fgd": "#b2182b",
     "best-fit": "#e08214",
     "random": "#8c8c8c",

@@ -10,6 +10,7 @@ from sim_fixtures import write_genai, write_openb
 
 from ballast.cli import main
 from ballast.placement.objects import MILLI
+from ballast.sim.experiments import FILL_POLICIES
 from ballast.sim.fill import inflate, run_fill, step_average
 from ballast.sim.genai import GenAIConfig, build_workload
 from ballast.sim.replay import replay
@@ -43,7 +44,7 @@ def test_inflate_reaches_the_target_deterministically(tmp_path: Path) -> None:
     assert len({p.uid for p in a}) == len(a)
 
 
-@pytest.mark.parametrize("policy", ["ballast", "kube-default", "fgd", "best-fit", "random"])
+@pytest.mark.parametrize("policy", FILL_POLICIES)
 def test_fill_invariants(tmp_path: Path, policy: str) -> None:
     nodes_csv, pods_csv = write_openb(tmp_path)
     nodes = load_openb_nodes(nodes_csv)
@@ -115,7 +116,7 @@ def test_simulate_command_writes_report_and_plot(
     png = (out / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     frag = doc["fragmentation"]
-    assert set(frag["policies"]) == {"ballast", "kube-default", "fgd", "best-fit", "random"}
+    assert set(frag["policies"]) == set(FILL_POLICIES)
     for f in frag["policies"].values():
         assert 0 <= f["unallocated_gpu_pct"] <= 100
         assert f["pods_placed"] + f["pods_failed"] <= frag["pods_replayed"]
