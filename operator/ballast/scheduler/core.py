@@ -36,7 +36,7 @@ from ballast.clock import Clock
 from ballast.logs import kv
 from ballast.placement import admission
 from ballast.placement.engine import Decision, Engine
-from ballast.placement.objects import ClassPolicy, Pod, WindowState
+from ballast.placement.objects import ClassPolicy, NodeInfo, Pod, WindowState
 from ballast.placement.preemption import plan_preemption
 from ballast.placement.queue import QueueKey, queue_key
 from ballast.placement.snapshot import PlacementError, Snapshot
@@ -44,6 +44,7 @@ from ballast.scheduler import mapping, podspec
 from ballast.scheduler.actions import Actions
 from ballast.scheduler.config import Config
 from ballast.scheduler.healthtaint import HealthTaints
+from ballast.scheduler.hints import Change, Changes, Size, free_rooms, helps, sized, wakes_for
 from ballast.scheduler.informer import Event
 from ballast.scheduler.metrics import SchedulerMetrics
 from ballast.scheduler.podcache import PodCache, PodRecord
@@ -105,11 +106,12 @@ class Scheduler(WatchHandlers, Preempting):
         self._relisting: dict[str, set[str]] = {}
         self._redo: list[tuple[float, int, int, Event]] = []  # (due, seq, attempt, event)
         self._seq = itertools.count()
-        self._dirty = True
+        self.changes = Changes(Change.ALL)  # since parked pods were last woken (hints.py)
         self._last_flush = -1e18
         self._last_status = -1e18
         self._next_window_edge: dt.datetime | None = None
         self._warned_nodes: dict[str, tuple[str, ...]] = {}
+        self._node_facts: dict[str, NodeInfo] = {}  # what the engine read of each node
         self.health_taints = HealthTaints()
         self._status_written: dict[str, dict[str, Any]] = {}
         self._dump_requested = False
@@ -158,15 +160,21 @@ class Scheduler(WatchHandlers, Preempting):
         if not (self.leader and self.ready) or self.actions.fence() is None:
             return 0
         now_m = self.clock.monotonic()
-        if (
-            self._dirty
-            or now_m - self._last_flush > self.config.flush_s
-            or self._window_edge_passed()
-        ):
-            self._unpark_all()
-            self._last_flush = now_m
         self._advance_preemptions(now_m)
-        tried = self._cycle()
+        # New pods, pods due after a backoff and preemptors whose room is made
+        # are decided first; only then are the parked pods that the changes
+        # since the last step can help woken, against the room still left.
+        tried = self._cycle(self.config.max_batch)
+        if self._window_edge_passed():
+            self.changes.add(Change.WINDOW)
+        if now_m - self._last_flush > self.config.flush_s:
+            self.changes = Changes()
+            self._wake(self.queue.unpark_all())
+            self._last_flush = now_m
+        elif self.changes:
+            self._wake(self._woken())
+        if tried < self.config.max_batch:
+            tried += self._cycle(self.config.max_batch - tried)
         if now_m - self._last_status > self.config.status_s:
             # Both walk every waiting pod: once per status period, not per cycle.
             self._publish_depth()
@@ -226,14 +234,14 @@ class Scheduler(WatchHandlers, Preempting):
         )  # fmt: skip
 
     # --------------------------------------------------------------- deciding
-    def _cycle(self) -> int:
+    def _cycle(self, limit: int) -> int:
         if not self.queue.active:
             return 0
         now_m = self.clock.monotonic()
         now = self.clock.now()
         windows = self._window_states(now)
         tried = 0
-        for rec in self.queue.batch(self._queue_key, self.config.max_batch, now_m):
+        for rec in self.queue.batch(self._queue_key, limit, now_m):
             if rec.stage != "active":
                 continue
             # Only pods that waited for room count towards (and are cut by) the
@@ -259,7 +267,7 @@ class Scheduler(WatchHandlers, Preempting):
     def _attempt_failed(self, rec: PodRecord, exc: Exception) -> None:
         self._error("decide", "pods", rec.obj, exc)
         if rec.uid in self.snapshot.pods and not rec.node:
-            self.pods.forget(rec)
+            self.changes.freed(self.pods.forget(rec))
         rec.failures += 1
         rec.retry_at = self.clock.monotonic() + backoff(rec.failures)
         rec.view_generation = -1
@@ -304,7 +312,7 @@ class Scheduler(WatchHandlers, Preempting):
             self._end_plan(self.preemptions.cancel(rec.uid))
         if not could:
             self.metrics.attempts.labels("unschedulable").inc()
-            self._park(rec, "Unschedulable", decision.summary())
+            self._park(rec, "Unschedulable", decision.summary(), decision.rejections)
             return
         if self._preempt_for_locality(rec, epod, cls, None, now_s):
             return
@@ -317,7 +325,7 @@ class Scheduler(WatchHandlers, Preempting):
             self._start_preemption(rec, epod, cls, plan)
             return
         self.metrics.attempts.labels("unschedulable").inc()
-        self._park(rec, "Unschedulable", decision.summary())
+        self._park(rec, "Unschedulable", decision.summary(), decision.rejections, preempts=True)
 
     def _place(self, rec: PodRecord, epod: Pod, cls: ClassPolicy, d: Decision,
                borrowed: bool, now_s: float) -> None:  # fmt: skip
@@ -341,9 +349,17 @@ class Scheduler(WatchHandlers, Preempting):
             result = "hit" if hits == len(keys) else "partial" if hits else "miss"
             self.metrics.cache_placements.labels(cls.name or "", result).inc()
 
-    def _park(self, rec: PodRecord, reason: str, message: str) -> None:
+    def _park(self, rec: PodRecord, reason: str, message: str,
+              rejections: Mapping[str, int] = {}, *, preempts: bool = False) -> None:  # fmt: skip
         self.queue.park(rec)
         rec.reason, rec.message = reason, message
+        rec.wake = wakes_for(reason, rejections, preempts)
+        pod = rec.pod
+        rec.need = (
+            Size(pod.gpus, pod.gpu_milli, pod.cpu_milli, pod.memory_mib)
+            if pod is not None and sized(rec.wake, reason, rejections)
+            else None
+        )
         now_m = self.clock.monotonic()
         # A new reason is written at once; a new message for the same reason (the
         # node counts move with every change) at most every CONDITION_REFRESH_S.
@@ -362,19 +378,25 @@ class Scheduler(WatchHandlers, Preempting):
                 message,
             )
 
-    def _unpark_all(self) -> None:
-        self._dirty = False
-        now_m = self.clock.monotonic()
-        for rec in self.queue.unpark_all():
+    def _woken(self) -> list[PodRecord]:
+        """Re-activate the parked pods that the changes since the last wake can help."""
+        changes, self.changes = self.changes, Changes()
+        if changes.kinds & Change.POLICY:
+            return self.queue.unpark_all()
+        rooms = None if changes.anywhere else free_rooms(self.snapshot, changes.rooms)
+        woken = [r for r in self.queue.parked.values() if helps(r.wake, r.need, changes, rooms)]
+        return self.queue.unpark(woken)
+
+    def _wake(self, recs: list[PodRecord]) -> None:
+        """Woken pods whose class or view is unusable go back to wait, with a fresh reason;
+        the others are active (one backing off after a failure waits for its ``retry_at``)."""
+        for rec in recs:
             if rec.reason in _UNUSABLE or rec.view_generation != self.policies.generation:
                 _, reason, message = self._view(rec)
                 if reason:
                     self.queue.park(rec)
                     if (reason, message) != (rec.reason, rec.message):
                         self._park(rec, reason, message)
-                    continue
-            if rec.retry_at > now_m:
-                continue  # backing off: stays active, skipped until then
 
     # ---------------------------------------------------------------- results
     def _on_result(self, ev: Event) -> None:
@@ -386,8 +408,7 @@ class Scheduler(WatchHandlers, Preempting):
             # assumption; whoever leads now decides again.
             if ev.type == "bind" and rec is not None and not rec.node:
                 if uid in self.snapshot.pods:
-                    self.pods.forget(rec)
-                self._dirty = True
+                    self.changes.freed(self.pods.forget(rec))
                 self.queue.add(rec)
             return
         if ev.type == "condition" and rec is not None:
@@ -424,8 +445,7 @@ class Scheduler(WatchHandlers, Preempting):
             if rec is None or rec.node:
                 return  # gone, or bound after all (the pod update says where)
             if uid in self.snapshot.pods:
-                self.pods.forget(rec)
-                self._dirty = True
+                self.changes.freed(self.pods.forget(rec))
             if status == 404:
                 return
             rec.failures += 1

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from ballast.placement.objects import MILLI, Pod, Tier
 from ballast.placement.snapshot import PlacementError, Snapshot
 from ballast.scheduler import mapping, podspec
+from ballast.scheduler.hints import Change, Size
 
 Stage = Literal["new", "active", "parked", "inflight", "placed", "bound", "ignored"]
 
@@ -46,6 +47,8 @@ class PodRecord:
     retry_at: float = 0.0  # not tried before this (monotonic)
     retrying: str = ""  # the reason it waited, while given another attempt
     failures: int = 0  # consecutive failed attempts (errors, failed binds)
+    wake: Change = Change.ALL  # while parked: the changes that can help it (see hints.py)
+    need: Size | None = None  # while parked for room: its request (room elsewhere cannot help)
 
     @property
     def namespace(self) -> str:
@@ -177,9 +180,10 @@ class PodCache:
         self.snapshot.assume(pod, node, gpus, start_time=start_time, tier=tier, borrowed=borrowed)
         rec.stage = "inflight"
 
-    def forget(self, rec: PodRecord) -> None:
-        """Undo an assumption (a bind that failed)."""
-        self.snapshot.forget(rec.uid)
+    def forget(self, rec: PodRecord) -> str | None:
+        """Undo an assumption (a bind that failed); returns the node it freed room on."""
+        placed = self.snapshot.forget(rec.uid)
+        return placed.node if placed is not None else None
 
     def charge_bound(
         self,

@@ -21,6 +21,7 @@ from ballast.placement.plugins.data_locality import NAME as DATA_LOCALITY
 from ballast.placement.preemption import plan_preemption, warm_nodes
 from ballast.placement.snapshot import Snapshot
 from ballast.scheduler.actions import Actions
+from ballast.scheduler.hints import Change, Changes
 from ballast.scheduler.metrics import SchedulerMetrics
 from ballast.scheduler.podcache import PodCache, PodRecord
 from ballast.scheduler.policies import Policies
@@ -40,7 +41,7 @@ class Preempting:
     policies: Policies
     preemptions: Preemptions
     engine: Engine
-    _dirty: bool
+    changes: Changes
 
     if TYPE_CHECKING:  # defined by the scheduler or its other parts
 
@@ -138,4 +139,4 @@ class Preempting:
             # Room made (or the plan lapsed): the preemptor competes again at once.
             self.queue.add(rec)
             rec.retry_at = 0.0
-        self._dirty = True
+        self.changes.add(Change.VICTIMS)  # victims not evicted are free to be chosen again

@@ -68,16 +68,19 @@ class SchedulingQueue:
         due.sort(key=key)
         return due[:limit]
 
-    def unpark_all(self) -> list[PodRecord]:
-        """Every parked pod becomes active again, remembering why it waited."""
+    def unpark(self, recs: list[PodRecord]) -> list[PodRecord]:
+        """These parked pods become active again, remembering why they waited."""
         self.streak = 0
-        moved = list(self.parked.values())
-        self.parked.clear()
-        for rec in moved:
+        for rec in recs:
+            del self.parked[rec.uid]
             self.active[rec.uid] = rec
             rec.stage = "active"
             rec.retrying = rec.reason
-        return moved
+        return recs
+
+    def unpark_all(self) -> list[PodRecord]:
+        """Every parked pod becomes active again, remembering why it waited."""
+        return self.unpark(list(self.parked.values()))
 
     def repark_retries(self, reason: str) -> None:
         """Send the retried pods that waited for ``reason`` back to wait, unchanged."""

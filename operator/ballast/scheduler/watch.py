@@ -13,21 +13,26 @@ scheduler's state and is split out only so each file has one concern.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ballast.api.wellknown import API_VERSION
+import numpy as np
+
+from ballast.api.wellknown import API_VERSION, NodeTelemetry
 from ballast.clock import Clock
 from ballast.logs import kv
 from ballast.placement.engine import Engine
-from ballast.placement.objects import DEFAULT_CLASS, ClassPolicy, Pod
+from ballast.placement.objects import DEFAULT_CLASS, ClassPolicy, NodeInfo, Pod
 from ballast.placement.snapshot import Snapshot
 from ballast.scheduler import mapping, podspec
 from ballast.scheduler.actions import RESULT, Actions
 from ballast.scheduler.config import Config
 from ballast.scheduler.healthtaint import HealthTaints, TaintChange
+from ballast.scheduler.hints import Change, Changes
 from ballast.scheduler.informer import Event
 from ballast.scheduler.metrics import SchedulerMetrics
 from ballast.scheduler.podcache import PodCache, PodRecord
@@ -57,7 +62,8 @@ class WatchHandlers:
     engine: Engine
     synced: set[str]
     _relisting: dict[str, set[str]]
-    _dirty: bool
+    changes: Changes
+    _node_facts: dict[str, NodeInfo]
     _next_window_edge: dt.datetime | None
     _warned_nodes: dict[str, tuple[str, ...]]
     health_taints: HealthTaints
@@ -89,7 +95,7 @@ class WatchHandlers:
         if ev.type == "SYNCED":
             self._finish_relist(ev.kind)
             self.synced.add(ev.kind)
-            self._dirty = True
+            self.changes.add(Change.ALL)
             return
         if ev.type == "SYNC":
             seen = self._relisting.get(ev.kind)
@@ -112,12 +118,12 @@ class WatchHandlers:
         elif kind == "batchwindows":
             self.policies.on_window(deleted, obj, self._now())
             self._next_window_edge = None
-            self._dirty = True
+            self.changes.add(Change.WINDOW)
         elif kind == "poddisruptionbudgets":
             problems = self.policies.on_pdb(deleted, obj)
             if problems:
                 self._invalid("PodDisruptionBudget", obj, problems)
-            self._dirty = True
+            self.changes.add(Change.VICTIMS)
         elif kind == RECORDS:
             self._on_record(deleted, obj)
         elif kind == "namespaces":
@@ -133,7 +139,7 @@ class WatchHandlers:
             member = self.policies.membership(rec.labels, rec.namespace) if rec else None
             if member is None or member.cls is None:
                 self._end_plan(self.preemptions.cancel(preemptor))
-        self._dirty = True
+        self.changes.add(Change.POLICY)
 
     @staticmethod
     def _key(kind: str, obj: Mapping[str, Any]) -> str:
@@ -177,25 +183,32 @@ class WatchHandlers:
         name = str((node.get("metadata") or {}).get("name") or "")
         if not name:
             return
-        self._dirty = True
         if deleted:
             self._warned_nodes.pop(name, None)
+            self._node_facts.pop(name, None)
             self.health_taints.forget(name)
             if name in self.snapshot:
                 self.pods.node_removed(name)
+                self.changes.add(Change.NODE)
             return
         mapped = mapping.node_info(node, self.source)
         if mapped.problems:
             self._warn_node(node, mapped.problems)
+        # Only what the engine reads counts as a change: a status heartbeat wakes no one.
+        facts = dataclasses.replace(mapped.value, telemetry=None)
         if name in self.snapshot:
-            self.snapshot.update_node(mapped.value)
+            if self._node_facts.get(name) != facts:
+                self.snapshot.update_node(mapped.value)
+                self.changes.add(Change.NODE | Change.ROOM, name)
         else:
             self.snapshot.add_node(mapped.value)
             for rec in self.pods.bound_to(name):
                 if rec.node == name:
                     self._charge_bound(rec)
+            self.changes.add(Change.ALL & ~Change.POLICY, name)
+        self._node_facts[name] = facts
         if mapped.value.telemetry is not None:
-            self.snapshot.set_telemetry(name, mapped.value.telemetry)
+            self._telemetry(name, mapped.value.telemetry)
         self._taint(
             self.health_taints.on_node(node, mapped.value.telemetry, self.clock.monotonic())
         )
@@ -221,14 +234,25 @@ class WatchHandlers:
             self.actions.event(obj, "Warning", "InvalidNodeData", note[:900],
                                kind="GPUNodeTelemetry", api_version=API_VERSION)  # fmt: skip
         if name in self.snapshot:  # else the Node event reads the record through the source
-            self.snapshot.set_telemetry(name, parsed.value)
+            self._telemetry(name, parsed.value)
             cache = source.caches.get(name)
             if cache is not None:
                 self.snapshot.set_cache(name, cache)
             self._follow_node(name, source)
-            self._dirty = True
         now = self.clock.monotonic()
         self._taint(self.health_taints.on_telemetry(name, parsed.value, now))
+
+    def _telemetry(self, name: str, telemetry: NodeTelemetry | None) -> None:
+        """Set a node's telemetry; a new report is a TELEMETRY change, new sick GPUs HEALTH."""
+        snap = self.snapshot
+        r = snap.row(name)
+        at, sick = float(snap.tele_at[r]), snap.gpu_sick[r].copy()
+        snap.set_telemetry(name, telemetry)
+        now_at = float(snap.tele_at[r])
+        if now_at != at and not math.isnan(now_at):  # a new report (NaN: none)
+            self.changes.add(Change.TELEMETRY)
+        if not np.array_equal(sick, snap.gpu_sick[r]):
+            self.changes.add(Change.HEALTH)
 
     def _follow_node(self, node: str, source: RecordSource) -> None:
         """Where the node's kubelet says a pod holds other GPUs than charged, follow the node."""
@@ -244,6 +268,7 @@ class WatchHandlers:
             old = self.pods.follow_node(rec, pod, gpus)
             if old is None:
                 continue
+            self.changes.add(Change.ROOM, node)  # the GPUs it was charged are free again
             note = (f"the node's kubelet assigned GPU(s) {','.join(map(str, gpus))}; Ballast had "
                     f"charged {','.join(map(str, old))}: following the node")  # fmt: skip
             log.info("charge follows the node", extra=kv(pod=rec.key, node=node, gpus=gpus,
@@ -295,20 +320,21 @@ class WatchHandlers:
         if changed:
             rec.view_generation = -1  # labels or requests changed: map again
         if rec.stage in ("bound", "placed"):
-            self.pods.forget(rec)  # was bound, is not any more: what it held is free
-            self._dirty = True
+            # Was bound, is not any more: what it held is free.
+            self.changes.freed(self.pods.forget(rec))
         if rec.stage in ("new", "ignored", "bound", "placed"):
             self._enqueue(rec)
 
     def _drop_pod(self, uid: str) -> None:
-        rec = self.pods.remove(uid)
-        if rec is not None and rec.stage in ("placed", "bound", "inflight"):
-            self._dirty = True
+        held = self.snapshot.pods.get(uid)
+        self.pods.remove(uid)
+        if held is not None:
+            self.changes.freed(held.node)
         self.queue.remove(uid)
         self._end_plan(self.preemptions.cancel(uid))
         if uid in self.preemptions.victim_of:
             self.preemptions.victim_gone(uid)
-            self._dirty = True
+            self.changes.add(Change.VICTIMS)
 
     def _on_bound(self, rec: PodRecord) -> None:
         self.queue.remove(rec.uid)
@@ -319,9 +345,9 @@ class WatchHandlers:
                 rec.stage = "placed"
             return
         if held is not None:  # bound somewhere else than we assumed: charge where it is
-            self.pods.forget(rec)
-            self._dirty = True
+            self.changes.freed(self.pods.forget(rec))
         self._charge_bound(rec)
+        self.changes.add(Change.VICTIMS)  # a pod that preemption may take
 
     def _charge_bound(self, rec: PodRecord) -> None:
         """Count a bound pod's resources (ours after a restart, or another scheduler's)."""
