@@ -193,7 +193,8 @@ def test_job_created_while_closed_is_held_and_resumed_at_opening(
     resumed = job_obj(kube, namespace, "train")
     assert ANNOTATION_SUSPENDED_BY not in (resumed["metadata"].get("annotations") or {})
     wait_for(lambda: len(pods_of(kube, namespace, "train")) == 2, timeout=20, what="pods appear")
-    assert "JobResumed" in event_reasons(kube, namespace, "train")
+    # Events are posted after the patch, best effort: wait for it rather than race it.
+    wait_for(lambda: "JobResumed" in event_reasons(kube, namespace, "train"), what="JobResumed")
     wait_for(lambda: window_status(kube, win).get("suspendedJobs") == 0, what="count drops")
     mine = job_obj(kube, namespace, "mine")
     assert mine["spec"]["suspend"] is True
