@@ -110,6 +110,7 @@ class Actions(FencedWriter):
                 report_ok=False,
                 key=f"condition/{meta['uid']}",
                 name=f"{meta['namespace']}/{meta['name']}",
+                bulk=nominated is None,
             )
         )
 
@@ -295,5 +296,6 @@ class Actions(FencedWriter):
                 report_ok=False,
                 key=f"status/{path}",
                 name=path,
+                bulk=True,
             )
         )

@@ -137,6 +137,7 @@ class _Write:
     name: str = ""
     on_conflict: Callable[[], bool] | None = None  # a 409 that may mean "already done"
     fields: dict[str, Any] = field(default_factory=dict)
+    bulk: bool = False  # runs on the bulk pool (see FencedWriter)
 
 
 class Timers:
@@ -206,6 +207,11 @@ class FencedWriter:
         self.out = out
         self.bucket = bucket
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="api")
+        # Pod conditions without a nomination and custom-resource status are bulk
+        # writes with their own pool: thousands of them queued at once (a burst
+        # parked as the cluster fills) must never hold up a bind, an eviction or
+        # a preemptor's nomination queued after them.
+        self.bulk_pool = ThreadPoolExecutor(max(1, workers // 4), thread_name_prefix="api-bulk")
         # Events are best effort and must never delay a bind: their own small pool.
         self.event_pool = ThreadPoolExecutor(2, thread_name_prefix="events")
         self.event_backlog = 0
@@ -231,6 +237,7 @@ class FencedWriter:
         if dropped:
             log.info("pending API retries dropped at shutdown", extra=kv(count=dropped))
         self.pool.shutdown(wait=True, cancel_futures=False)
+        self.bulk_pool.shutdown(wait=True, cancel_futures=False)
         self.event_pool.shutdown(wait=False, cancel_futures=True)
 
     # -- the write engine ---------------------------------------------------------------------
@@ -264,7 +271,7 @@ class FencedWriter:
 
     def _enqueue(self, w: _Write) -> None:
         try:
-            self.pool.submit(self._run, w)
+            (self.bulk_pool if w.bulk else self.pool).submit(self._run, w)
         except RuntimeError:  # the pool is shut down: the process is stopping
             log.debug("API write after shutdown", extra=kv(what=w.what, uid=w.uid))
 

@@ -96,8 +96,9 @@ class Harness:
         self.pending.append(fn)
 
     def settle(self) -> None:
-        """Wait for queued writes (one worker: a no-op job runs after all of them)."""
+        """Wait for queued writes (one worker each: a no-op job runs after all of them)."""
         self.actions.pool.submit(lambda: None).result(5)
+        self.actions.bulk_pool.submit(lambda: None).result(5)
 
     def run_retries(self, limit: int = 50) -> None:
         for _ in range(limit):
@@ -301,6 +302,33 @@ def test_a_newer_status_replaces_a_pending_retry(h: Harness) -> None:
     h.run_retries()
     bodies = [s[2] for s in h.kube.writes()]
     assert bodies == [{"status": {"used": 1}}, {"status": {"used": 2}}]
+
+
+def test_a_backlog_of_conditions_never_delays_a_bind_or_a_nomination(h: Harness) -> None:
+    release = threading.Event()
+    answer = h.kube.request
+
+    def slow_status(method: str, path: str, **kw: Any) -> Any:
+        if "/pods/w" in path:
+            assert release.wait(5)  # the API server is slow to take these conditions
+        return answer(method, path, **kw)
+
+    h.kube.request = slow_status  # type: ignore[method-assign]
+    for i in range(20):  # a burst parked at once: twenty condition writes queued first
+        parked = {"metadata": {"name": f"w{i}", "namespace": "ns", "uid": f"u-w{i}"}}
+        h.actions.set_condition(parked, "Unschedulable", "0/1 nodes")
+    h.actions.bind(POD, "n1", {})
+    h.actions.set_condition(POD, "Preempting", "making room on n2", nominated="n2")
+    h.actions.pool.submit(lambda: None).result(5)
+    sent = [(m, p.rsplit("/", 1)[-1]) for m, p, *_ in h.kube.sent]
+    assert ("POST", "binding") in sent
+    nominations = [b for _, p, b, *_ in h.kube.sent if p.endswith("/p/status")]
+    assert nominations and nominations[0]["status"]["nominatedNodeName"] == "n2"
+    # All of it while every bulk condition still waited (none has reached the server).
+    assert not [p for _, p, *_ in h.kube.sent if "/pods/w" in p]
+    release.set()
+    h.settle()
+    assert len([p for _, p, *_ in h.kube.sent if "/pods/w" in p]) == 20
 
 
 def test_a_condition_refused_as_invalid_is_reported_once(h: Harness) -> None:
