@@ -322,7 +322,9 @@ class WatchHandlers:
         if rec.stage in ("bound", "placed"):
             # Was bound, is not any more: what it held is free.
             self.changes.freed(self.pods.forget(rec))
-        if rec.stage in ("new", "ignored", "bound", "placed"):
+        if rec.stage in ("new", "ignored", "bound", "placed") or (
+            changed and rec.stage == "parked"  # its labels, tolerations... changed: try again
+        ):
             self._enqueue(rec)
 
     def _drop_pod(self, uid: str) -> None:

@@ -292,3 +292,14 @@ def test_a_gpu_recovering_wakes_the_pods_that_waited_for_healthy_gpus() -> None:
     s.events.put(Event(RECORDS, "MODIFIED", record("n", [True, True], age_s=-2)))
     run(s)
     assert [b[0] for b in actions.binds] == ["w"]
+
+
+def test_a_parked_pod_that_changes_is_tried_again_at_once() -> None:
+    s, actions, q = make(("nodes", pool_node("n0", 1, "a", taint=True)), ("pods", pod("w")))
+    run(s)
+    assert actions.conditions["w"] == ("Unschedulable", "0/1 nodes: 1 untolerated taint")
+    tolerant = pod("w")
+    tolerant["spec"]["tolerations"] = [{"key": "dedicated", "operator": "Exists"}]
+    q.put(Event("pods", "MODIFIED", tolerant))
+    run(s)
+    assert [b[0] for b in actions.binds] == ["w"]
