@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from placement_builders import NOW, make_node, make_pod, snapshot
 
 from ballast.placement.admission import QuotaSet
@@ -236,3 +238,36 @@ def test_locality_plan_targets_warm_nodes_even_when_the_pod_fits_elsewhere() -> 
     plan = plan_preemption(Engine("ballast", CLASSES), snap, pod, now=NOW, nodes=warm)
     assert plan is not None and plan.node == "warm" and [v.name for v in plan.victims] == ["b"]
     assert warm_nodes(snap, make_pod("q").gpu(1).obj) == []
+
+
+victim_st = st.tuples(
+    st.sampled_from(["batch", "enrich", "rag", "chat", "pinned"]),
+    st.integers(-30, 9000),
+    st.sampled_from(["team-a", "team-b"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    nodes=st.lists(st.lists(victim_st, min_size=1, max_size=4), min_size=1, max_size=6),
+    preemptor=st.sampled_from(["chat", "rag", "enrich"]),
+    want=st.integers(1, 3),
+    budget=st.integers(0, 2),
+)
+def test_skipping_nodes_that_cannot_win_finds_the_exhaustive_plan(
+    nodes: list[list[tuple[str, int, str]]], preemptor: str, want: int, budget: int
+) -> None:
+    # Every GPU is held (else the pod fits and there is nothing to plan).
+    snap = snapshot(*(make_node(f"n{i}").gpus(len(held)) for i, held in enumerate(nodes)))
+    for i, held in enumerate(nodes):
+        for g, (cls, ran, ns) in enumerate(held):
+            pod = make_pod(f"v{i}-{g}", ns).gpu(1).cls(cls).labels(app=str(g % 3)).obj
+            snap.assume(pod, f"n{i}", (g,), start_time=NOW - ran, tier=CLASSES[cls].tier)
+    pod = make_pod("new").gpu(want).cls(preemptor).obj
+    budgets = [DisruptionBudget("team-b", from_labels({"app": "1"}), budget)]
+    plans = [
+        plan_preemption(Engine("ballast", CLASSES), snap, pod, now=NOW, budgets=budgets,
+                        exhaustive=exhaustive)
+        for exhaustive in (False, True)
+    ]  # fmt: skip
+    assert plans[0] == plans[1]
