@@ -67,15 +67,31 @@ class Policies:
         self.namespace_labels: dict[str, dict[str, str]] = {}
         # Bumped on every change a waiting pod's engine view depends on.
         self.generation = 0
+        # What was last read of each class, quota and window ("kind/name"): an
+        # event that changes none of it (a status write) changes nothing here.
+        self._read: dict[str, Any] = {}
+
+    def _unchanged(self, kind: str, deleted: bool, obj: Mapping[str, Any], read: Any) -> bool:
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        key = f"{kind}/{name}"
+        if deleted:
+            self._read.pop(key, None)
+            return False
+        if key in self._read and self._read[key] == read:
+            return True
+        self._read[key] = read
+        return False
 
     # ----------------------------------------------------------------- events
-    def on_class(self, deleted: bool, obj: Mapping[str, Any]) -> None:
-        """A WorkloadClass was added, changed or deleted."""
+    def on_class(self, deleted: bool, obj: Mapping[str, Any]) -> bool:
+        """A WorkloadClass was added, changed or deleted; False when its spec is unchanged."""
+        if self._unchanged("class", deleted, obj, obj.get("spec")):
+            return False
         name = str((obj.get("metadata") or {}).get("name") or "")
         self.generation += 1
         if deleted:
             self.classes.pop(name, None)
-            return
+            return True
         spec = obj.get("spec")
         spec = spec if isinstance(spec, Mapping) else {}
         ns_sel, problems = selectors.parse(spec.get("namespaceSelector"))
@@ -91,10 +107,14 @@ class Policies:
         if problem:
             log.warning("workloadclass unusable", extra=kv(workloadclass=name, problem=problem))
         self.classes[name] = ClassEntry(policy, ns_sel, problem)
+        return True
 
-    def on_quota(self, deleted: bool, obj: Mapping[str, Any]) -> None:
-        """A GPUQuota was added, changed or deleted."""
-        name = str((obj.get("metadata") or {}).get("name") or "")
+    def on_quota(self, deleted: bool, obj: Mapping[str, Any]) -> bool:
+        """A GPUQuota was added, changed or deleted; False when nothing read changed."""
+        meta = obj.get("metadata") or {}
+        if self._unchanged("quota", deleted, obj, (obj.get("spec"), meta.get("creationTimestamp"))):
+            return False
+        name = str(meta.get("name") or "")
         self.generation += 1
         if deleted:
             self.quota_objects.pop(name, None)
@@ -112,14 +132,17 @@ class Policies:
                 log.warning("gpuquota unusable", extra=kv(gpuquota=qname, error=exc))
                 policies += mapping.quota_policies(qname, {"gpus": 0})
         self.quota_set = admission.QuotaSet(policies)
+        return True
 
-    def on_window(self, deleted: bool, obj: Mapping[str, Any], now: dt.datetime) -> None:
-        """A BatchWindow was added, changed or deleted."""
+    def on_window(self, deleted: bool, obj: Mapping[str, Any], now: dt.datetime) -> bool:
+        """A BatchWindow was added, changed or deleted; False when its spec is unchanged."""
+        if self._unchanged("window", deleted, obj, obj.get("spec")):
+            return False
         name = str((obj.get("metadata") or {}).get("name") or "")
         self.generation += 1
         if deleted:
             self.windows.pop(name, None)
-            return
+            return True
         spec = obj.get("spec")
         try:
             entry = WindowEntry(schedule_from_spec(spec if isinstance(spec, Mapping) else {}, now))
@@ -128,6 +151,7 @@ class Policies:
         except Exception as exc:
             entry = WindowEntry(None, f"schedule cannot be computed: {exc}")
         self.windows[name] = entry
+        return True
 
     def on_pdb(self, deleted: bool, obj: Mapping[str, Any]) -> list[str]:
         """A PodDisruptionBudget changed; returns problems to report."""

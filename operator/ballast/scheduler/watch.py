@@ -108,17 +108,18 @@ class WatchHandlers:
             self._on_pod(deleted, obj)
         elif kind == "nodes":
             self._on_node(deleted, obj)
+        # A status write (ours or the operator's) changes no spec: no one is woken.
         elif kind == "workloadclasses":
-            self.policies.on_class(deleted, obj)
-            self.engine = Engine(self.config.profile, self.classes)
-            self._policies_changed()
+            if self.policies.on_class(deleted, obj):
+                self.engine = Engine(self.config.profile, self.classes)
+                self._policies_changed()
         elif kind == "gpuquotas":
-            self.policies.on_quota(deleted, obj)
-            self._policies_changed()
+            if self.policies.on_quota(deleted, obj):
+                self._policies_changed()
         elif kind == "batchwindows":
-            self.policies.on_window(deleted, obj, self._now())
-            self._next_window_edge = None
-            self.changes.add(Change.WINDOW)
+            if self.policies.on_window(deleted, obj, self._now()):
+                self._next_window_edge = None
+                self.changes.add(Change.WINDOW)
         elif kind == "poddisruptionbudgets":
             problems = self.policies.on_pdb(deleted, obj)
             if problems:

@@ -303,3 +303,17 @@ def test_a_parked_pod_that_changes_is_tried_again_at_once() -> None:
     q.put(Event("pods", "MODIFIED", tolerant))
     run(s)
     assert [b[0] for b in actions.binds] == ["w"]
+
+
+def test_a_status_write_to_a_class_or_quota_wakes_no_one_but_a_spec_change_does() -> None:
+    s, _, q = _full_cluster(20)
+    before, generation = s.decisions, s.policies.generation
+    counted = {**wlc("off", tier="Offline", preemption={"gracePeriodSeconds": 0}),
+               "status": {"pods": {"running": 4, "pending": 23}}}  # fmt: skip
+    q.put(Event("workloadclasses", "MODIFIED", counted))
+    run(s)
+    assert s.decisions == before and s.policies.generation == generation
+    q.put(Event("workloadclasses", "MODIFIED", wlc("off", tier="Offline")))  # grace period gone
+    run(s)
+    assert s.policies.generation > generation
+    assert s.decisions - before == 23  # every parked pod retried, its view rebuilt
