@@ -22,13 +22,16 @@ half name a model cached on some nodes, 20% 2-GPU and 10% 4-GPU pods, and
 10% half-GPU shares (``ballast.dev/gpu-milli: 500``; kube-scheduler does not
 understand shares, so for it these pods ask for no GPU at all).
 
-The last line is one JSON object. Goals (not a test): ratio >= 1.0,
-create-to-bound p99 under 1 s, Interactive p99 under 5 s.
+The last line is one JSON object, with the machine's 1-minute load average
+while each side ran (``*_load_avg``: mean, max and cores; the two sides run
+one after the other, so compare them only at similar loads). Goals (not a
+test): ratio >= 1.0, create-to-bound p99 under 1 s, Interactive p99 under 5 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import threading
@@ -95,6 +98,28 @@ class BindWatch(threading.Thread):
                     self.nominated.setdefault(obj["metadata"]["name"], time.monotonic())
                 if self.stop:
                     break
+
+
+class LoadSampler(threading.Thread):
+    """The machine's 1-minute load average, sampled every second while one side runs."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[float] = [os.getloadavg()[0]]
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> dict[str, float]:
+        self.done.set()
+        s = self.samples
+        return {
+            "mean": round(sum(s) / len(s), 2),
+            "max": round(max(s), 2),
+            "cores": os.cpu_count() or 0,
+        }
 
 
 def pod_body(
@@ -250,6 +275,8 @@ class Runner:
 
 
 def run_one(args: argparse.Namespace, which: str) -> dict[str, Any]:
+    load = LoadSampler()
+    load.start()
     cluster = LocalCluster("bench-throughput")
     cluster.down(purge=True)
     kubeconfig = cluster.up()
@@ -319,6 +346,7 @@ def run_one(args: argparse.Namespace, which: str) -> dict[str, Any]:
     watch.stop = True
     kube.close()
     cluster.down()  # logs stay for a look (the next run purges them)
+    result["load_avg"] = load.summary()
     return result
 
 
@@ -341,7 +369,8 @@ def interactive_probe(args: argparse.Namespace, kube: Kube, watch: BindWatch) ->
     ]
     print(
         f"   interactive: create->nominated p50 {pct(to_nominated, 50):.2f}s p99 {pct(to_nominated, 99):.2f}s; "
-        f"nominated->bound p50 {pct(nominated_to_bound, 50):.2f}s p99 {pct(nominated_to_bound, 99):.2f}s",
+        f"nominated->bound p50 {pct(nominated_to_bound, 50):.2f}s p99 {pct(nominated_to_bound, 99):.2f}s; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
         file=sys.stderr,
         flush=True,
     )
@@ -403,6 +432,9 @@ def main() -> int:
         "kube_scheduler_drain_seconds": k.get("drain_seconds"),
         "ballast_scheduler_rss_mb": b.get("scheduler_rss_mb"),
         "ballast_scheduler_peak_rss_mb": b.get("scheduler_peak_rss_mb"),
+        # The machine's 1-minute load average while each side ran (other work shares the cores).
+        "ballast_load_avg": b.get("load_avg"),
+        "kube_scheduler_load_avg": k.get("load_avg"),
     }
     print(orjson.dumps(out).decode())
     return 0
