@@ -243,7 +243,7 @@ def test_slo_status_violation_unreachable_cost_and_rules(
 
     # Deleting the class removes its rules: the PrometheusRule by garbage collection.
     kube.delete(WORKLOADCLASSES.path(cls))
-    wait_for(lambda: kube.get(rule_path) is None, timeout=60, what="the PrometheusRule collected")
+    wait_for(lambda: kube.get(rule_path) is None, timeout=150, what="the PrometheusRule collected")
     wait_for(
         lambda: f"ballast-slo-{cls}" not in (kube.get(
             f"/api/v1/namespaces/{SLO_RULES_NAMESPACE}/configmaps/ballast-slo-rules"

@@ -96,7 +96,12 @@ def agent(
 
 def test_agent_end_to_end(gpus, agent) -> None:
     port, record, proc = agent
+    # /metrics answers before the first collection lands on a loaded machine: wait for it.
+    deadline = time.monotonic() + 30
     text = _scrape(port)
+    while 'Hostname="gpu-node-1"' not in text and time.monotonic() < deadline:
+        time.sleep(0.2)
+        text = _scrape(port)
     for name in (
         "DCGM_FI_DEV_GPU_UTIL",
         "DCGM_FI_DEV_FB_USED",
