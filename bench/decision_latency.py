@@ -8,8 +8,14 @@ mix window of 1,000 arrivals. Then it times ``Engine.decide`` for a stream of
 pods: whole GPUs, GPU shares, CPU-only, with models, product alternatives,
 node selectors and a spread-mode class, with the ``ballast`` profile.
 
+Baseline, in the same run: the same engine with the ``kube-default``
+profile (kube-scheduler's default scoring) decides each of the same pods on
+the same snapshot. The two are interleaved pod by pod, in alternating order,
+so a neighbour's load falls on both; ``ratio_p50`` is ballast / kube-default.
+
 Prints progress to stderr and one JSON object as the last line:
-{"bench": "decision_latency", "nodes": N, "p50_ms": ..., "p99_ms": ...}
+{"bench": "decision_latency", "nodes": N, "p50_ms": ..., "p99_ms": ...,
+"kube_default_p50_ms": ..., "ratio_p50": ..., "load_avg": {...}}
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from ballast.placement.objects import (
 )
 from ballast.placement.snapshot import Snapshot
 from ballast.sim.cluster import PROFILES, profile_nodes
+from machine import LoadSampler, report
 
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
 SHARES = (810, 470, 320, 650, 230, 460, 590, 160, 550, 220)
@@ -153,6 +160,8 @@ def main() -> int:
     ap.add_argument("--decisions", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    load = LoadSampler()
+    load.start()
     t0 = time.perf_counter()
     snap, products = build(args.nodes, args.seed)
     classes = {
@@ -162,30 +171,49 @@ def main() -> int:
             "pool", "Nearline", pool=PoolPolicy("serving", min_gpu_memory_mib=40000)
         ),
     }
-    engine = Engine("ballast", classes)
+    engines = {
+        "ballast": Engine("ballast", classes),
+        "kube-default": Engine("kube-default", classes),
+    }
     print(f"built {args.nodes} nodes in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     rng = random.Random(args.seed + 1)
     models = [f"model-{i:02d}" for i in range(20)]
     now = NOW.timestamp()
-    times: list[float] = []
+    times: dict[str, list[float]] = {k: [] for k in engines}
+    order = list(engines)
     for k in range(args.decisions + 20):
         pod = _pod(rng, 10**6 + k, products, models, train=False)
         snap.mix.observe(pod)
-        t = time.perf_counter()
-        engine.decide(snap, pod, now=now, seed=k)
-        if k >= 20:  # warm-up
-            times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    p50 = times[len(times) // 2]
-    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+        for name in order if k % 2 == 0 else reversed(order):
+            t = time.perf_counter()
+            engines[name].decide(snap, pod, now=now, seed=k)
+            if k >= 20:  # warm-up
+                times[name].append((time.perf_counter() - t) * 1000)
+
+    def pct(values: list[float], q: float) -> float:
+        s = sorted(values)
+        return s[min(len(s) - 1, int(len(s) * q))]
+
+    b, d = times["ballast"], times["kube-default"]
+    machine = load.summary(stop=True)
+    print(
+        f"ballast p50 {pct(b, 0.5):.2f} ms p99 {pct(b, 0.99):.2f} ms; "
+        f"kube-default p50 {pct(d, 0.5):.2f} ms p99 {pct(d, 0.99):.2f} ms",
+        file=sys.stderr,
+    )
+    report(machine)
     print(
         orjson.dumps(
             {
                 "bench": "decision_latency",
                 "nodes": args.nodes,
-                "decisions": len(times),
-                "p50_ms": round(p50, 3),
-                "p99_ms": round(p99, 3),
+                "decisions": len(b),
+                "p50_ms": round(pct(b, 0.5), 3),
+                "p99_ms": round(pct(b, 0.99), 3),
+                "kube_default_p50_ms": round(pct(d, 0.5), 3),
+                "kube_default_p99_ms": round(pct(d, 0.99), 3),
+                "ratio_p50": round(pct(b, 0.5) / pct(d, 0.5), 3),
+                "load_avg": machine,
             }
         ).decode()
     )
