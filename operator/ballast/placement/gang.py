@@ -23,8 +23,8 @@ best attempt and what the others need, at the group level:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -64,6 +64,7 @@ class Unplaced:
     pod: Pod
     reason: str  # the engine's summary, or the admission reason
     admitted: bool = True
+    rejections: Mapping[str, int] = field(default_factory=dict)  # nodes per filter reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +161,9 @@ def _attempt(
                 continue
             d = engine.decide(snapshot, asked, now=now, seed=seed)
             if d.node is None:
-                unplaced.append(Unplaced(pod, d.summary()))
+                unplaced.append(Unplaced(pod, d.summary(), rejections=d.rejections))
                 continue
-            snapshot.assume(pod, d.node, d.gpus, start_time=now)
+            snapshot.assume(pod, d.node, d.gpus, start_time=now, tier=engine.class_of(pod).tier)
             placed.append(MemberPlacement(pod, d.node, d.gpus, d))
     finally:
         for m in placed:

@@ -43,6 +43,8 @@ from ballast.placement.snapshot import PlacementError, Snapshot
 from ballast.scheduler import mapping, podspec
 from ballast.scheduler.actions import Actions
 from ballast.scheduler.config import Config
+from ballast.scheduler.gangs import Ganging
+from ballast.scheduler.groups import GroupBook
 from ballast.scheduler.healthtaint import HealthTaints
 from ballast.scheduler.hints import Change, Changes, Size, free_rooms, helps, sized, wakes_for
 from ballast.scheduler.informer import Event
@@ -82,7 +84,7 @@ _KINDS = (
 )
 
 
-class Scheduler(WatchHandlers, Preempting):
+class Scheduler(WatchHandlers, Preempting, Ganging):
     """Cache + queue + decisions; run :meth:`step` repeatedly from one thread."""
 
     def __init__(
@@ -100,6 +102,7 @@ class Scheduler(WatchHandlers, Preempting):
         self.queue = SchedulingQueue()
         self.policies = Policies()
         self.preemptions = Preemptions()
+        self.groups = GroupBook()  # pod groups (gangs.py)
         self.engine = Engine(config.profile, {})
         self.synced: set[str] = set()
         self.required = set(_KINDS)
@@ -161,6 +164,7 @@ class Scheduler(WatchHandlers, Preempting):
             return 0
         now_m = self.clock.monotonic()
         self._advance_preemptions(now_m)
+        self._gang_tick(now_m)
         # New pods, pods due after a backoff and preemptors whose room is made
         # are decided first; only then are the parked pods that the changes
         # since the last step can help woken, against the room still left.
@@ -279,6 +283,8 @@ class Scheduler(WatchHandlers, Preempting):
         return queue_key(pod, self.policies.class_policy(rec.labels.get(wk.LABEL_CLASS, "")))
 
     def _try(self, rec: PodRecord, now_s: float, windows: Mapping[str, WindowState]) -> None:
+        if self._try_gang(rec, now_s, windows):
+            return  # a member of a gang: its whole group was decided (gangs.py)
         cls, reason, message = self._view(rec)
         if reason or cls is None or rec.pod is None:
             self._park(rec, reason or "InvalidRequest", message)
@@ -321,6 +327,7 @@ class Scheduler(WatchHandlers, Preempting):
             quotas=self.policies.quota_set, exclude=self.preemptions.nodes(),
             claimed=self.preemptions.claimed(),
         )  # fmt: skip
+        plan = self._whole_groups(epod, plan, now_s)  # a gang is evicted whole or not at all
         if plan is not None:
             self._start_preemption(rec, epod, cls, plan)
             return

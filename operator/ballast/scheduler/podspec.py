@@ -108,6 +108,10 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
             "tolerations": [t for t in spec.get("tolerations") or () if isinstance(t, Mapping)]
             if isinstance(spec.get("tolerations"), list)
             else [],
+            # The Workload API's PodGroup reference (checked in scheduler/groups.py).
+            "schedulingGroup": {"podGroupName": spec["schedulingGroup"].get("podGroupName")}
+            if isinstance(spec.get("schedulingGroup"), Mapping)
+            else {},
         },
         "status": {"phase": text(status, "phase"), "startTime": text(status, "startTime")},
     }

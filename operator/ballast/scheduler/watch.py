@@ -31,6 +31,7 @@ from ballast.placement.snapshot import Snapshot
 from ballast.scheduler import mapping, podspec
 from ballast.scheduler.actions import RESULT, Actions
 from ballast.scheduler.config import Config
+from ballast.scheduler.groups import KUBE_KIND, PLUGINS_KIND
 from ballast.scheduler.healthtaint import HealthTaints, TaintChange
 from ballast.scheduler.hints import Change, Changes
 from ballast.scheduler.informer import Event
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 TERMINAL = ("Succeeded", "Failed")
 RECORDS = "gpunodetelemetries"  # the informer's kind for GPUNodeTelemetry
+GROUP_KINDS = (PLUGINS_KIND, KUBE_KIND)  # PodGroup informers (gangs.py)
 
 
 class WatchHandlers:
@@ -83,6 +85,10 @@ class WatchHandlers:
         def _end_plan(self, ended: Ended | None) -> None: ...
 
         def _now(self) -> dt.datetime: ...
+
+        def _on_group_object(self, kind: str, deleted: bool, obj: dict[str, Any]) -> None: ...
+
+        def _known_groups(self, kind: str) -> list[dict[str, Any]]: ...
 
     # ----------------------------------------------------------------- events
     def _dispatch(self, ev: Event) -> None:
@@ -127,6 +133,8 @@ class WatchHandlers:
             self.changes.add(Change.VICTIMS)
         elif kind == RECORDS:
             self._on_record(deleted, obj)
+        elif kind in GROUP_KINDS:
+            self._on_group_object(kind, deleted, obj)
         elif kind == "namespaces":
             before = self.policies.generation
             self.policies.on_namespace(deleted, obj)
@@ -161,6 +169,8 @@ class WatchHandlers:
         """Minimal objects for everything of ``kind`` the scheduler holds (relist pruning)."""
         if kind == "pods":
             return [r.obj for r in self.pods]
+        if kind in GROUP_KINDS:
+            return self._known_groups(kind)
         if kind == "poddisruptionbudgets":
             pairs = [k.split("/", 1) for k in self.policies.pdbs]
             return [{"metadata": {"namespace": ns, "name": n}} for ns, n in pairs]
