@@ -28,10 +28,15 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 
+from ballast.localcluster.buildprogress import (
+    DEFAULT_COMPONENTS,
+    BuildProgress,
+    go_cache_dir,
+    previous_steps,
+)
 from ballast.localcluster.errors import BuildError, GoMissingError, MissingBinariesError
 from ballast.localcluster.processes import tail
 from ballast.logs import kv
@@ -251,7 +256,14 @@ def resolve_bin_dir(cache: Path | None = None) -> Path:
     return directory
 
 
-def _write_manifest(directory: Path, key: str, hack: Path, go: str, seconds: float) -> None:
+def _write_manifest(
+    directory: Path,
+    key: str,
+    hack: Path,
+    go: str,
+    seconds: float,
+    steps: dict[str, dict[str, float]] | None = None,
+) -> None:
     doc = {
         "key": key,
         "kubernetesVersion": kubernetes_version(hack),
@@ -260,6 +272,8 @@ def _write_manifest(directory: Path, key: str, hack: Path, go: str, seconds: flo
         "builtAt": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "buildSeconds": round(seconds, 1),
     }
+    if steps:
+        doc["steps"] = steps  # per component: seconds, packages (the next build's yardstick)
     (directory / MANIFEST).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
@@ -289,14 +303,25 @@ def adopt(source: Path, cache: Path | None = None, seconds: float = 0.0) -> Path
 
 
 def run_script(
-    hack: Path, out_dir: Path, components: list[str], log_path: Path, env: dict[str, str]
+    hack: Path,
+    out_dir: Path,
+    components: list[str],
+    log_path: Path,
+    env: dict[str, str],
+    progress: BuildProgress | None = None,
 ) -> tuple[int, float]:
     """Run ``hack/build.sh out_dir components...`` with its output in ``log_path``.
 
-    Each ``==>`` step is logged as it starts, and a "still <step>" line every
-    :data:`PROGRESS_EVERY_S` while it runs. Returns the exit status and the seconds taken.
+    Each ``==>`` step is logged as it starts with its place among the
+    components, and every :data:`PROGRESS_EVERY_S` while it runs a line says
+    how far it is (:class:`~ballast.localcluster.buildprogress.BuildProgress`:
+    seconds, packages compiled, modules downloaded, share of the last build).
+    Returns the exit status and the seconds taken.
     """
     started = time.monotonic()
+    progress = progress or BuildProgress(tuple(components) or DEFAULT_COMPONENTS)
+    if progress.gocache is None:
+        progress.gocache = go_cache_dir()
     with log_path.open("w") as out:
         proc = subprocess.Popen(
             ["bash", str(hack / "build.sh"), str(out_dir), *components],
@@ -307,17 +332,13 @@ def run_script(
             text=True,
         )
         assert proc.stdout is not None
-        step: dict[str, Any] = {"what": "starting", "since": started}
         done = threading.Event()
 
         def heartbeat() -> None:
-            # A cold Kubernetes build is many silent minutes: say it is alive.
+            # A cold Kubernetes build is many silent minutes: say how far it is.
             while not done.wait(PROGRESS_EVERY_S):
-                log.info(
-                    f"still {step['what']}",
-                    extra=kv(step_s=round(time.monotonic() - step["since"]),
-                             elapsed_s=round(time.monotonic() - started)),
-                )  # fmt: skip
+                msg, fields = progress.status()
+                log.info(msg, extra=kv(**fields))
 
         beat = threading.Thread(target=heartbeat, name="build-progress", daemon=True)
         beat.start()
@@ -325,11 +346,9 @@ def run_script(
             for line in proc.stdout:
                 out.write(line)
                 out.flush()
-                if line.startswith("==>"):
-                    step.update(what=line[3:].strip(), since=time.monotonic())
-                    log.info(
-                        line[3:].strip(), extra=kv(elapsed_s=round(time.monotonic() - started))
-                    )
+                began = progress.feed(line)
+                if began:
+                    log.info(began, extra=kv(elapsed_s=round(time.monotonic() - started)))
             rc = proc.wait()
         finally:
             done.set()
@@ -353,7 +372,9 @@ def build(cache: Path | None = None, force: bool = False) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     log.info("building binaries", extra=kv(key=key, log=log_path, go=go))
-    rc, seconds = run_script(hack, tmp, [], log_path, {"BALLAST_K8S_MODULE": k8s_module(hack)})
+    progress = BuildProgress(DEFAULT_COMPONENTS, previous_steps(cache, MANIFEST))
+    env = {"BALLAST_K8S_MODULE": k8s_module(hack)}
+    rc, seconds = run_script(hack, tmp, [], log_path, env, progress)
     missing = missing_binaries(tmp)
     if rc != 0 or missing:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -362,7 +383,7 @@ def build(cache: Path | None = None, force: bool = False) -> Path:
             f"hack/build.sh failed ({why}); full log: {log_path}\n"
             f"--- last lines of {log_path.name} ---\n{tail(log_path)}"
         )
-    _write_manifest(tmp, key, hack, go, seconds)
+    _write_manifest(tmp, key, hack, go, seconds, progress.finish())
     install_dir(tmp, final)
     log.info("binaries built", extra=kv(bin_dir=final, seconds=round(seconds)))
     return final
