@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -68,10 +69,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=5.0,
         help="the HPA controller's period when the cluster starts (Kubernetes' default: 15)",
     )
+    p.add_argument(
+        "--dra-driver",
+        action="store_true",
+        help="also run the test DRA driver: ResourceSlices shaped like NVIDIA's for KWOK nodes "
+        "labelled dra.ballast.dev/gpus=<n> (docs/scheduler.md)",
+    )
     p.add_argument("--port", type=int, help="API server port (default: a free one)")
     p.add_argument(
         "--timeout", type=float, default=120.0, help="seconds each component may take to be ready"
     )
+
+    p = sub.add_parser("dra-driver", help="run the test DRA driver in the foreground")
+    _name(p)
+    p.add_argument("--kubeconfig", type=Path, help="use this cluster instead of --name")
 
     p = sub.add_parser("down", help="stop a local cluster and remove its temporary data")
     _name(p)
@@ -180,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
                 scheduler_config=args.scheduler_config,
                 with_prometheus=args.prometheus,
                 with_keda=args.keda,
+                with_dra_driver=args.dra_driver,
             )
             log.info("use it with", extra=kv(hint=f"export KUBECONFIG={kubeconfig}"))
             state = cluster.state
@@ -196,6 +208,12 @@ def run(args: argparse.Namespace) -> int:
             return 0 if st.running else 1
         if args.cluster_command == "nodes":
             return _nodes(args, cluster)
+        if args.cluster_command == "dra-driver":
+            from ballast.localcluster import dradriver
+
+            target = args.kubeconfig or os.environ.get("KUBECONFIG") or cluster.kubeconfig
+            dradriver.run(str(target))
+            return 0
     except (ClusterError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

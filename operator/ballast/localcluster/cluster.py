@@ -26,7 +26,7 @@ import yaml
 from ballast.localcluster import components as comp
 from ballast.localcluster import keda, netns, tools
 from ballast.localcluster import prometheus as prom
-from ballast.localcluster.ballast_procs import stop_all
+from ballast.localcluster.ballast_procs import BallastProcess, stop_all
 from ballast.localcluster.binaries import cache_dir, missing_binaries, resolve_bin_dir
 from ballast.localcluster.certs import PKI, generate_pki, issue_leaf
 from ballast.localcluster.errors import ClusterError, ComponentError, PortInUseError
@@ -161,6 +161,7 @@ class LocalCluster:
         scheduler_args: Sequence[str] = (),
         with_prometheus: bool = False,
         with_keda: bool = False,
+        with_dra_driver: bool = False,
     ) -> Path:
         """Start the cluster (a no-op when it already runs) and return the kubeconfig path.
 
@@ -171,6 +172,8 @@ class LocalCluster:
         (:mod:`ballast.localcluster.prometheus`; its URL is in the state).
         With ``with_keda``, KEDA's operator and metrics API server are added
         likewise, behind the aggregation layer (:mod:`ballast.localcluster.keda`).
+        With ``with_dra_driver``, the test DRA driver publishes ResourceSlices for
+        labelled KWOK nodes (:mod:`ballast.localcluster.dradriver`), restarted if running.
         """
         with self._locked():
             state = load_state(self.layout)
@@ -189,6 +192,9 @@ class LocalCluster:
                 self._start_prometheus(state)
             if with_keda and not {"keda-operator", "keda-adapter"} <= set(state.components):
                 self._start_keda(state)
+            if with_dra_driver:  # a Ballast process: `cluster down` stops it (stop_all)
+                BallastProcess("dra-driver", ["cluster", "dra-driver"], self.kubeconfig,
+                               self.layout.root).start()  # fmt: skip
         return self.kubeconfig
 
     def _start_core_retrying(self, attempts: int = 3) -> ClusterState:

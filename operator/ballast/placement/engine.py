@@ -177,6 +177,8 @@ class Engine:
             fresh = np.zeros(snapshot.present.shape[0], dtype=bool)
             sick = ()
         free = snapshot.usable_free(sick)
+        if snapshot.dra is not None:  # DRA: only the devices the pod's claims match
+            free = snapshot.dra.restrict(pod, free, snapshot.row_of)
         return CycleState(snapshot, pod, self.class_of(pod), now, seed, free, fresh, sick, on)
 
     def filter(self, state: CycleState) -> Filtered:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ballast.api.wellknown import LABEL_POOL
 from ballast.placement.admission import QuotaSet
+from ballast.placement.dra import HOLD_PREFIX
 from ballast.placement.engine import Engine
 from ballast.placement.framework import CycleState
 from ballast.placement.objects import (
@@ -171,8 +172,8 @@ def plan_preemption(
         eligible: list[tuple[tuple[object, ...], Placement]] = []
         ranks: list[tuple[int, int, int]] = []
         for v in snapshot.row_pods[row].values():
-            if claimed and v.uid in claimed:
-                continue
+            if (claimed and v.uid in claimed) or v.uid.startswith(HOLD_PREFIX):
+                continue  # another plan's victim, or a DRA claim's device hold (not a pod)
             vcls = classes.get(v.class_name, DEFAULT_CLASS)
             if now - v.start_time < vcls.preemption.min_runtime_s:
                 continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,9 @@ from ballast.placement.columns import LabelColumns, TaintSets, grow
 from ballast.placement.fragmentation import WorkloadMix
 from ballast.placement.objects import MILLI, NodeInfo, Pod, Tier
 from ballast.placement.state import NodeCaches, Placement, Usage, UsageBook
+
+if TYPE_CHECKING:
+    from ballast.placement.dra import DeviceTable
 
 __all__ = ["Placement", "PlacementError", "Snapshot"]
 
@@ -92,6 +96,8 @@ class Snapshot:
         self._topology = 0
         self._negative: set[int] = set()
         self._usable: tuple[int, tuple[int, ...], I32 | None] = (-1, (), None)
+        # DRA devices mapped onto the GPU columns (placement/dra.py); None: no DRA.
+        self.dra: DeviceTable | None = None
 
     # ----------------------------------------------------------------- nodes
     def __len__(self) -> int:
@@ -111,6 +117,10 @@ class Snapshot:
             rows = np.flatnonzero(self.present[: len(self.names)]).astype(np.int64)
             self._rows_cache = (self._topology, rows)
         return rows
+
+    def row_of(self, name: str) -> int | None:
+        """The row of node ``name``, None when unknown."""
+        return self._index.get(name)
 
     def node_names(self) -> Iterator[str]:
         """Names of the nodes present."""

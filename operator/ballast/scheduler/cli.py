@@ -29,6 +29,7 @@ from ballast.kube.raw import (
 from ballast.logs import kv
 from ballast.scheduler.actions import Actions
 from ballast.scheduler.core import Config, Scheduler
+from ballast.scheduler.dra_writes import dra_informers
 from ballast.scheduler.group_informers import group_informers
 from ballast.scheduler.informer import Event, Informer
 from ballast.scheduler.leader import DEFAULT_TIMING, LeaderElector, Timing
@@ -163,6 +164,8 @@ def build(args: argparse.Namespace) -> tuple[Scheduler, list[Informer], Kube]:
     informers = [Informer(kube, res, events) for res in resources]
     # PodGroups (scheduler-plugins' CRD, the Workload API) where the server serves them.
     informers += group_informers(kube, events, sched.required)
+    # ResourceSlices, DeviceClasses, ResourceClaims where the server serves resource.k8s.io/v1.
+    informers += dra_informers(kube, events, sched.required)
     return sched, informers, kube
 
 

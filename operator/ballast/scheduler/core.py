@@ -43,6 +43,8 @@ from ballast.placement.snapshot import PlacementError, Snapshot
 from ballast.scheduler import mapping, podspec
 from ballast.scheduler.actions import Actions
 from ballast.scheduler.config import Config
+from ballast.scheduler.dra_state import DraHandlers
+from ballast.scheduler.dra_writes import bind_with_claims
 from ballast.scheduler.gangs import Ganging
 from ballast.scheduler.groups import GroupBook
 from ballast.scheduler.healthtaint import HealthTaints
@@ -84,7 +86,7 @@ _KINDS = (
 )
 
 
-class Scheduler(WatchHandlers, Preempting, Ganging):
+class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
     """Cache + queue + decisions; run :meth:`step` repeatedly from one thread."""
 
     def __init__(
@@ -99,6 +101,7 @@ class Scheduler(WatchHandlers, Preempting, Ganging):
         self.source = source or AnnotationSource()
         self.snapshot = Snapshot()
         self.pods = PodCache(self.snapshot)
+        self._dra_init()  # ResourceSlices, DeviceClasses, ResourceClaims (dra_state.py)
         self.queue = SchedulingQueue()
         self.policies = Policies()
         self.preemptions = Preemptions()
@@ -290,6 +293,11 @@ class Scheduler(WatchHandlers, Preempting, Ganging):
             self._park(rec, reason or "InvalidRequest", message)
             return
         epod = rec.pod
+        if rec.obj["spec"].get("resourceClaims"):  # DRA: the claims' devices (dra_state.py)
+            epod, reason, message = self._dra_prepare(rec, epod)
+            if reason:
+                self._park(rec, reason, message)
+                return
         if cls.window and self.policies.window_problem(cls.window):
             problem = self.policies.window_problem(cls.window)
             self._park(rec, "InvalidSchedule", f"batch window {cls.window} cannot be computed "
@@ -308,6 +316,11 @@ class Scheduler(WatchHandlers, Preempting, Ganging):
         if decision.node is not None:
             if not self._preempt_for_locality(rec, epod, cls, decision.node, now_s):
                 self._place(rec, epod, cls, decision, adm.borrowed, now_s)
+            return
+        dra_reason = self._dra_unschedulable(epod, decision)
+        if dra_reason:  # no preemption for claims: their devices are held by claims, not pods
+            self.metrics.attempts.labels("unschedulable").inc()
+            self._park(rec, "Unschedulable", dra_reason, decision.rejections)
             return
         could = self._could_preempt(epod, cls)
         if rec.uid in self.preemptions:
@@ -337,8 +350,16 @@ class Scheduler(WatchHandlers, Preempting, Ganging):
     def _place(self, rec: PodRecord, epod: Pod, cls: ClassPolicy, d: Decision,
                borrowed: bool, now_s: float) -> None:  # fmt: skip
         assert d.node is not None
+        claims = None
+        if rec.obj["spec"].get("resourceClaims"):
+            committed = self._dra_commit(rec, epod, d, cls)
+            if isinstance(committed, str):
+                self._park(rec, "Unschedulable", committed)
+                return
+            epod, claims = committed  # the devices are held by the claims, not the pod
         try:
-            self.pods.assume(rec, epod, d.node, d.gpus, start_time=now_s, tier=cls.tier,
+            gpus = d.gpus if claims is None else ()  # a claim's devices are held by the claim
+            self.pods.assume(rec, epod, d.node, gpus, start_time=now_s, tier=cls.tier,
                              borrowed=borrowed)  # fmt: skip
         except PlacementError as exc:
             # The engine chose something the snapshot refuses: a bug, never a crash.
@@ -346,7 +367,10 @@ class Scheduler(WatchHandlers, Preempting, Ganging):
         # Placed (elsewhere or at last): a plan it had is over, unevicted victims are released.
         self._end_plan(self.preemptions.cancel(rec.uid))
         annotations = {podspec.GPU_IDS_ANNOTATION: ",".join(map(str, d.gpus))} if d.gpus else {}
-        self.actions.bind(rec.obj, d.node, annotations)
+        if claims is not None:
+            bind_with_claims(self.actions, rec.obj, d.node, {}, claims)
+        else:
+            self.actions.bind(rec.obj, d.node, annotations)
         self.actions.event(rec.obj, "Normal", "Scheduled", d.message(), action="Binding")
         self.metrics.attempts.labels("scheduled").inc()
         keys = epod.item_keys
@@ -453,6 +477,7 @@ class Scheduler(WatchHandlers, Preempting, Ganging):
                 return  # gone, or bound after all (the pod update says where)
             if uid in self.snapshot.pods:
                 self.changes.freed(self.pods.forget(rec))
+            self._dra_bind_failed(uid)
             if status == 404:
                 return
             rec.failures += 1

@@ -48,6 +48,9 @@ def _resources(raw: Any) -> dict[str, Any]:
     return out
 
 
+_CLAIM_KEYS = ("name", "resourceClaimName", "resourceClaimTemplateName")
+
+
 def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a Pod the scheduler reads, with every type checked.
 
@@ -112,8 +115,26 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
             "schedulingGroup": {"podGroupName": spec["schedulingGroup"].get("podGroupName")}
             if isinstance(spec.get("schedulingGroup"), Mapping)
             else {},
+            # DRA: [{name, resourceClaimName | resourceClaimTemplateName}] (checked types)
+            "resourceClaims": [
+                {k: c[k] for k in _CLAIM_KEYS if isinstance(c.get(k), str)}
+                for c in spec.get("resourceClaims") or ()
+                if isinstance(c, Mapping)
+            ][:32]
+            if isinstance(spec.get("resourceClaims"), list)
+            else [],
         },
-        "status": {"phase": text(status, "phase"), "startTime": text(status, "startTime")},
+        "status": {
+            "phase": text(status, "phase"),
+            "startTime": text(status, "startTime"),
+            "resourceClaimStatuses": [
+                {k: c[k] for k in ("name", "resourceClaimName") if isinstance(c.get(k), str)}
+                for c in status.get("resourceClaimStatuses") or ()
+                if isinstance(c, Mapping)
+            ][:32]
+            if isinstance(status.get("resourceClaimStatuses"), list)
+            else [],
+        },
     }
 
 

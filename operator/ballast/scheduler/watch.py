@@ -31,6 +31,7 @@ from ballast.placement.snapshot import Snapshot
 from ballast.scheduler import mapping, podspec
 from ballast.scheduler.actions import RESULT, Actions
 from ballast.scheduler.config import Config
+from ballast.scheduler.dra_state import DRA_KINDS
 from ballast.scheduler.groups import KUBE_KIND, PLUGINS_KIND
 from ballast.scheduler.healthtaint import HealthTaints, TaintChange
 from ballast.scheduler.hints import Change, Changes
@@ -86,6 +87,12 @@ class WatchHandlers:
 
         def _now(self) -> dt.datetime: ...
 
+        def _dra_event(self, kind: str, deleted: bool, obj: dict[str, Any]) -> None: ...
+
+        def _dra_node(self, info: NodeInfo) -> NodeInfo: ...
+
+        def _dra_node_added(self, node: str) -> None: ...
+
         def _on_group_object(self, kind: str, deleted: bool, obj: dict[str, Any]) -> None: ...
 
         def _known_groups(self, kind: str) -> list[dict[str, Any]]: ...
@@ -133,6 +140,8 @@ class WatchHandlers:
             self.changes.add(Change.VICTIMS)
         elif kind == RECORDS:
             self._on_record(deleted, obj)
+        elif kind in DRA_KINDS:
+            self._dra_event(kind, deleted, obj)
         elif kind in GROUP_KINDS:
             self._on_group_object(kind, deleted, obj)
         elif kind == "namespaces":
@@ -205,6 +214,7 @@ class WatchHandlers:
         mapped = mapping.node_info(node, self.source)
         if mapped.problems:
             self._warn_node(node, mapped.problems)
+        mapped.value = self._dra_node(mapped.value)  # GPU columns for its DRA devices too
         # Only what the engine reads counts as a change: a status heartbeat wakes no one.
         facts = dataclasses.replace(mapped.value, telemetry=None)
         if name in self.snapshot:
@@ -213,6 +223,7 @@ class WatchHandlers:
                 self.changes.add(Change.NODE | Change.ROOM, name)
         else:
             self.snapshot.add_node(mapped.value)
+            self._dra_node_added(name)
             for rec in self.pods.bound_to(name):
                 if rec.node == name:
                     self._charge_bound(rec)
