@@ -14,9 +14,14 @@ the DeviceClasses ``gpu.nvidia.com`` and ``mig.nvidia.com``.
 This driver does the same for KWOK nodes that carry the label
 ``dra.ballast.dev/gpus=<n>``: product and memory come from the node's
 ``nvidia.com/gpu.product`` and ``nvidia.com/gpu.memory`` labels; with
-``dra.ballast.dev/mig=true`` every GPU also publishes seven ``1g`` MIG
-placements (the partitions overlap nothing but the full GPU). Nothing runs on
-the devices: KWOK pods never start containers.
+``dra.ballast.dev/mig=true`` every GPU (at most 8) also publishes seven
+``1g`` MIG placements. Like the driver's partitionable-devices mode, a MIG
+node's pool then has two slices: one with a counter set per GPU (its eight
+memory slices, ``sharedCounters``) and one with the devices, each consuming
+the memory slices it covers (the whole GPU all eight), so that kube-scheduler
+never allocates a GPU and one of its partitions together (Ballast reads the
+same from the ``memorySlice<i>`` capacities). Nothing runs on the devices:
+KWOK pods never start containers.
 
 ``ballast cluster up --dra-driver`` runs :func:`run` beside the cluster; tests
 call :func:`sync` directly.
@@ -90,6 +95,7 @@ def gpu_devices(node: str, gpus: int, product: str, memory_mib: int, mig: bool =
         })  # fmt: skip
         if not mig:
             continue
+        out[-1]["consumesCounters"] = [_consumes(minor, range(8))]
         profile_id, n = MIG_1G
         mem = memory_mib // 8
         for start in range(n):
@@ -102,29 +108,46 @@ def gpu_devices(node: str, gpus: int, product: str, memory_mib: int, mig: bool =
                 "capacity": {"memory": {"value": f"{mem}Mi"},
                              "multiprocessors": {"value": "16"},
                              f"memorySlice{start}": {"value": "1"}},
+                "consumesCounters": [_consumes(minor, [start])],
             })  # fmt: skip
     return out
 
 
-def slice_for(node: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The ResourceSlice for a Node object, None when it carries no ``dra.ballast.dev/gpus``."""
+def _consumes(minor: int, slices: Any) -> dict[str, Any]:
+    return {"counterSet": f"gpu-{minor}-counters",
+            "counters": {f"memorySlice{i}": {"value": "1"} for i in slices}}  # fmt: skip
+
+
+def counter_sets(gpus: int) -> list[dict[str, Any]]:
+    """One counter set per GPU: its eight memory slices."""
+    return [{"name": f"gpu-{minor}-counters",
+             "counters": {f"memorySlice{i}": {"value": "1"} for i in range(8)}}
+            for minor in range(gpus)]  # fmt: skip
+
+
+def slices_for(node: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ResourceSlices for a Node object (none without ``dra.ballast.dev/gpus``)."""
     meta = node.get("metadata") or {}
     labels = meta.get("labels") or {}
     try:
         gpus = int(labels.get(LABEL_GPUS, ""))
         memory = int(labels.get(wk.LABEL_GPU_MEMORY_MIB, "") or 81559)
     except ValueError:
-        return None
+        return []
     name = meta["name"]
-    devices = gpu_devices(name, max(0, min(gpus, 16)), labels.get(wk.LABEL_GPU_PRODUCT, "NVIDIA"),
-                          memory, labels.get(LABEL_MIG) == "true")  # fmt: skip
-    return {
+    mig = labels.get(LABEL_MIG) == "true"
+    gpus = max(0, min(gpus, 8 if mig else 16))
+    devices = gpu_devices(name, gpus, labels.get(wk.LABEL_GPU_PRODUCT, "NVIDIA"), memory, mig)
+    parts: list[tuple[str, dict[str, Any]]] = [("", {"devices": devices})]
+    if mig:  # the API wants counters and devices in separate slices of the pool
+        parts.append(("-counters", {"sharedCounters": counter_sets(gpus)}))
+    pool = {"name": name, "generation": 1, "resourceSliceCount": len(parts)}
+    return [{
         "apiVersion": "resource.k8s.io/v1",
         "kind": "ResourceSlice",
-        "metadata": {"name": f"{name}-{DRIVER}", "labels": {MANAGED: "true"}},
-        "spec": {"driver": DRIVER, "nodeName": name, "devices": devices,
-                 "pool": {"name": name, "generation": 1, "resourceSliceCount": 1}},
-    }  # fmt: skip
+        "metadata": {"name": f"{name}-{DRIVER}{suffix}", "labels": {MANAGED: "true"}},
+        "spec": {"driver": DRIVER, "nodeName": name, "pool": pool, **body},
+    } for suffix, body in parts]  # fmt: skip
 
 
 def sync(kube: Kube) -> int:
@@ -137,13 +160,13 @@ def sync(kube: Kube) -> int:
                 if exc.status != 409:
                     raise
     nodes = kube.list(NODES.path(), labelSelector=LABEL_GPUS)["items"]
-    want = {s["metadata"]["name"]: s for n in nodes if (s := slice_for(n)) is not None}
+    want = {s["metadata"]["name"]: s for n in nodes for s in slices_for(n)}
     have = {s["metadata"]["name"]: s for s in
             kube.list(SLICES.path(), labelSelector=MANAGED)["items"]}  # fmt: skip
     written = 0
     for name, s in want.items():
         old = have.get(name)
-        if old is not None and old.get("spec", {}).get("devices") == s["spec"]["devices"]:
+        if old is not None and all(old["spec"].get(k) == v for k, v in s["spec"].items()):
             continue
         if old is not None:
             kube.delete(SLICES.path(name))

@@ -4,10 +4,12 @@ Every object from the API is untrusted: these functions check each field's
 type and return plain values with the problems found, never raising. What
 Ballast reads:
 
-- ResourceSlice: ``spec.driver``, ``spec.pool.name``/``generation``,
-  ``spec.nodeName``, ``spec.devices[].name``, ``attributes`` (``int``,
-  ``bool``, ``string``, ``version``) and ``capacity[].value``. A slice that
-  is not node-local (``allNodes``/``nodeSelector``) is ignored.
+- ResourceSlice: ``spec.driver``, ``spec.pool.name``, ``spec.nodeName``,
+  ``spec.devices[].name``, ``attributes`` (``int``, ``bool``, ``string``,
+  ``version``) and ``capacity[].value``. A slice that is not node-local
+  (``allNodes``/``nodeSelector``) is ignored; ``sharedCounters`` and
+  ``consumesCounters`` are not read (MIG overlaps come from the
+  ``memorySlice<i>`` capacities).
 - DeviceClass: ``spec.selectors[].cel.expression``.
 - ResourceClaim: ``spec.devices.requests[].exactly`` (``deviceClassName``,
   ``selectors[].cel.expression``, ``allocationMode: ExactCount``, ``count``),
@@ -75,7 +77,7 @@ def resource_slice(obj: Mapping[str, Any]) -> Mapped:
     if not node:
         return Mapped(("", ()), problems)  # not node-local: not GPUs Ballast places
     devices: list[Device] = []
-    raw_devices = spec.get("devices")
+    raw_devices = spec.get("devices", [])  # a counters-only slice has none
     if not isinstance(raw_devices, list) or len(raw_devices) > MAX_DEVICES:
         problems.append("spec.devices is not a list of at most 128 devices")
         raw_devices = []

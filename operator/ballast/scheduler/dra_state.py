@@ -69,6 +69,15 @@ class DraHandlers:
         self._dra_warned: dict[str, str] = {}
 
     # ----------------------------------------------------------------- events
+    def _dra_known(self, kind: str) -> list[dict[str, Any]]:
+        """Minimal objects for what is held of ``kind`` (relist pruning)."""
+        if kind == "resourceslices":
+            return [{"metadata": {"name": n}} for n in self.dra.slices]
+        if kind == "deviceclasses":
+            return [{"metadata": {"name": n}} for n in self.dra_classes]
+        return [{"metadata": {"namespace": c.namespace, "name": c.name, "uid": c.uid}}
+                for c in self.dra_claims.values()]  # fmt: skip
+
     def _dra_event(self, kind: str, deleted: bool, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
         name = str((meta or {}).get("name") or "")

@@ -93,6 +93,8 @@ class WatchHandlers:
 
         def _dra_node_added(self, node: str) -> None: ...
 
+        def _dra_known(self, kind: str) -> list[dict[str, Any]]: ...
+
         def _on_group_object(self, kind: str, deleted: bool, obj: dict[str, Any]) -> None: ...
 
         def _known_groups(self, kind: str) -> list[dict[str, Any]]: ...
@@ -178,6 +180,8 @@ class WatchHandlers:
         """Minimal objects for everything of ``kind`` the scheduler holds (relist pruning)."""
         if kind == "pods":
             return [r.obj for r in self.pods]
+        if kind in DRA_KINDS:
+            return self._dra_known(kind)
         if kind in GROUP_KINDS:
             return self._known_groups(kind)
         if kind == "poddisruptionbudgets":

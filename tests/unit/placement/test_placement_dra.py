@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from ballast.localcluster.dradriver import device_classes, gpu_devices
 from ballast.placement import cel
-from ballast.placement.dra import MILLI, Ask, Device, DeviceTable, Request
+from ballast.placement.dra import Ask, Device, DeviceTable, Request
 from ballast.placement.engine import Engine
-from ballast.placement.objects import NodeInfo, Pod
+from ballast.placement.objects import MILLI, NodeInfo, Pod
 from ballast.placement.snapshot import Snapshot
 from ballast.scheduler import dra_mapping as dm
 

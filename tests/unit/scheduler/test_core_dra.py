@@ -154,3 +154,19 @@ def test_a_mig_claim_takes_one_partition(binds: list) -> None:
     (result,) = write.allocation["devices"]["results"]  # type: ignore[index]
     assert "-mig-" in result["device"]
     assert s.snapshot.free[s.snapshot.row("dra"), 0] == MILLI - 125
+
+
+def test_a_relist_prunes_claims_that_vanished_during_a_watch_gap() -> None:
+    allocated = {"allocation": {"devices": {"results": [
+        {"request": "gpu", "driver": "gpu.nvidia.com", "pool": "dra", "device": "gpu-0"}]},
+        "nodeSelector": {"nodeSelectorTerms": [{"matchFields": [
+            {"key": "metadata.name", "operator": "In", "values": ["dra"]}]}]}}}  # fmt: skip
+    s, _, q = start(("nodes", node("dra", gpus=0)), ("resourceslices", rslice("dra", 2)),
+                    ("resourceclaims", claim("c9", **allocated)))  # fmt: skip
+    run(s)
+    r = s.snapshot.row("dra")
+    assert s.snapshot.free[r, 0] == 0
+    q.put(Event("resourceclaims", "RELIST", {}))
+    q.put(Event("resourceclaims", "SYNCED", {}))
+    run(s, 1)
+    assert s.snapshot.free[r, 0] == MILLI and not s.dra.held
