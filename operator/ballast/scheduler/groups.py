@@ -71,8 +71,10 @@ def pod_group(obj: Mapping[str, Any]) -> Mapped:
 
     ``spec.schedulingGroup`` (Kubernetes' own) wins over the label when both are set.
     """
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
+    meta = obj.get("metadata")
+    spec = obj.get("spec")
+    meta = meta if isinstance(meta, Mapping) else {}
+    spec = spec if isinstance(spec, Mapping) else {}
     ns = str(meta.get("namespace") or "")
     ref = spec.get("schedulingGroup")
     if isinstance(ref, Mapping) and ref.get("podGroupName"):
@@ -80,7 +82,8 @@ def pod_group(obj: Mapping[str, Any]) -> Mapped:
         if isinstance(name, str) and _NAME.match(name):
             return Mapped(GroupKey(KUBE, ns, name))
         return Mapped(None, [f"spec.schedulingGroup.podGroupName {str(name)[:80]!r} is not a name"])
-    label = (meta.get("labels") or {}).get(POD_GROUP_LABEL)
+    labels = meta.get("labels")
+    label = labels.get(POD_GROUP_LABEL) if isinstance(labels, Mapping) else None
     if label is None:
         return Mapped(None)
     if not isinstance(label, str) or not _NAME.match(label):
@@ -140,7 +143,9 @@ def kube_group(obj: Mapping[str, Any]) -> Mapped:
 
 def group_key_of(kind: str, obj: Mapping[str, Any]) -> GroupKey | None:
     """The key of a PodGroup object delivered by the informer of ``kind``."""
-    meta = obj.get("metadata") or {}
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        return None
     ns, name = meta.get("namespace"), meta.get("name")
     if not (isinstance(ns, str) and isinstance(name, str) and ns and name):
         return None
