@@ -149,7 +149,6 @@ class DraHandlers:
                 self._dra_hold_claim(c)
 
     def _dra_claim(self, c: dm.Claim, deleted: bool) -> None:
-        old = next((x for x in self.dra_claims.values() if x.uid == c.uid), None)
         if deleted:
             self.dra_claims.pop(c.key, None)
             self.dra_tentative.pop(c.uid, None)
@@ -158,7 +157,9 @@ class DraHandlers:
             self.dra_claims[c.key] = c
             if c.allocated:
                 self.dra_tentative.pop(c.uid, None)
-                if old is None or not old.allocated or old.results != c.results:
+                held = {uid.split("/", 2)[2] for uid in self.dra_holds.get(c.uid, ("", ()))[1]}
+                if held != {r.key for r in c.results if self.dra.find(r.key)}:
+                    # Not what we hold for it (allocated elsewhere, or changed): follow the claim.
                     self._dra_unhold(c.uid)
                     self._dra_hold_claim(c)
             elif c.uid not in self.dra_tentative:
