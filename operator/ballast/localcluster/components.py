@@ -10,6 +10,7 @@ of pods do not crawl.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ POD_CIDR = "10.240.0.1/12"  # kwok hands out pod IPs from here: room for ~1M pod
 NODE_IP = "127.0.0.1"  # kwok's fake nodes report this InternalIP
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 KWOK_SELECTOR = "kwok.x-k8s.io/node=fake"
+#: Feature gates for the API server, controller manager and kube-scheduler, e.g.
+#: ``GenericWorkload=true,WorkloadWithJob=true`` (the Workload API and gang scheduling).
+FEATURE_GATES_ENV = "BALLAST_FEATURE_GATES"
 SCHEDULER_API = "kubescheduler.config.k8s.io/v1"
 ETCD_QUOTA_BYTES = 8 * 1024**3  # room for benchmark runs with 100k pods
 PORT_NAMES: tuple[str, ...] = (
@@ -83,6 +87,21 @@ def etcd_args(plan: Plan) -> list[str]:
     ]
 
 
+def feature_gate_args(*, apiserver: bool = False) -> list[str]:
+    """``--feature-gates`` from ``$BALLAST_FEATURE_GATES`` (none when unset).
+
+    ``GenericWorkload=true`` also serves ``scheduling.k8s.io/v1beta1`` from the
+    API server (a beta API, off by default): the Workload and PodGroup kinds.
+    """
+    gates = os.environ.get(FEATURE_GATES_ENV, "").strip()
+    if not gates:
+        return []
+    out = [f"--feature-gates={gates}"]
+    if apiserver and "GenericWorkload=true" in gates.replace(" ", ""):
+        out.append("--runtime-config=scheduling.k8s.io/v1beta1=true")
+    return out
+
+
 def apiserver_args(plan: Plan) -> list[str]:
     """kube-apiserver: client-cert auth against the local CA, Node+RBAC authorization."""
     pki = plan.pki
@@ -116,6 +135,7 @@ def apiserver_args(plan: Plan) -> list[str]:
         # reaches the API server through the `kubernetes` Service anyway.
         "--endpoint-reconciler-type=none",
         "--profiling=false",
+        *feature_gate_args(apiserver=True),
     ]
 
 
@@ -149,6 +169,7 @@ def controller_manager_args(plan: Plan) -> list[str]:
         # How often the HPA controller reads metrics and decides (default 15 s).
         f"--horizontal-pod-autoscaler-sync-period={plan.hpa_sync_seconds:g}s",
         "--profiling=false",
+        *feature_gate_args(),
     ]
 
 
@@ -170,6 +191,7 @@ def scheduler_args(
         "--bind-address=127.0.0.1",
         f"--secure-port={plan.ports['kube-scheduler']}",
         "--profiling=false",
+        *feature_gate_args(),
     ]
     return args + list(extra_args)
 
