@@ -142,10 +142,15 @@ def slices_for(node: Mapping[str, Any]) -> list[dict[str, Any]]:
     if mig:  # the API wants counters and devices in separate slices of the pool
         parts.append(("-counters", {"sharedCounters": counter_sets(gpus)}))
     pool = {"name": name, "generation": 1, "resourceSliceCount": len(parts)}
+    # Owned by the node, as the kubelet plugin library sets it: gone with the node.
+    uid = meta.get("uid")
+    owner = {"ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}]}
+    owner = owner if uid else {}
     return [{
         "apiVersion": "resource.k8s.io/v1",
         "kind": "ResourceSlice",
-        "metadata": {"name": f"{name}-{DRIVER}{suffix}", "labels": {MANAGED: "true"}},
+        "metadata": {"name": f"{name}-{DRIVER}{suffix}", "labels": {MANAGED: "true"},
+                     **owner},
         "spec": {"driver": DRIVER, "nodeName": name, "pool": pool, **body},
     } for suffix, body in parts]  # fmt: skip
 

@@ -119,8 +119,9 @@ def compile_selector(expression: str) -> Any:
         ast = _ENV.compile(expression)
         return _ENV.program(ast, functions=_FUNCTIONS)
     except Exception as exc:  # the parser raises several types; all mean "does not compile"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CelError(f"CEL expression {expression!r} does not compile: {first}") from None
+        column = getattr(exc, "column", None)
+        where = f"syntax error at column {column}" if isinstance(column, int) else type(exc).__name__
+        raise CelError(f"CEL expression {expression!r} does not compile: {where}") from None
 
 
 def compile_error(expression: str) -> str:

@@ -133,7 +133,8 @@ class DraHandlers:
 
     def _dra_node(self, info: NodeInfo) -> NodeInfo:
         """A node's facts with its DRA GPUs: columns for the larger of both kinds."""
-        self.dra_ext[info.name] = info
+        # Kept without telemetry and cache: a slice change re-applies only the static facts.
+        self.dra_ext[info.name] = dataclasses.replace(info, telemetry=None, cache=None)
         self.dra.ext[info.name] = info.gpu_count
         n, mem, product = self.dra.node_facts(info.name)
         if n <= info.gpu_count:
