@@ -82,6 +82,7 @@ class GroupPlan:
     fit: int
     unplaced: tuple[Unplaced, ...] = ()
     domain: tuple[str, str] | None = None  # (label key, value) the group was kept within
+    within: str = ""  # a label key the whole group had to stay within (one domain)
 
     @property
     def complete(self) -> bool:
@@ -94,6 +95,9 @@ class GroupPlan:
             where = f" in {self.domain[0]}={self.domain[1]}" if self.domain else ""
             return f"all {len(self.placed)} members of the group placed together{where}"
         head = f"waiting: {self.fit} of {self.total} members fit"
+        if self.within:
+            head = (f"waiting: no single {self.within} domain holds the group; "
+                    f"{self.fit} of {self.total} members fit across domains")  # fmt: skip
         if self.need < self.total:
             head += f" (at least {self.need} must start together)"
         refused = [u for u in self.unplaced if not u.admitted]
@@ -198,11 +202,14 @@ def place_group(
     seed: int = 0,
     topology_keys: Sequence[str] = TOPOLOGY_KEYS,
     admit: Admit | None = None,
+    within: str = "",
 ) -> GroupPlan:
     """Place ``members`` all together (at least ``need`` of them; default all), or none.
 
     Never changes ``snapshot`` (every trial assumption is undone). The
     placements of a complete plan fit when assumed in the order given.
+    ``within`` (a node label key) requires the whole group in one domain of
+    that key (a PodGroup's topology constraint) instead of preferring one.
     """
     order = member_order(members)
     total = len(order)
@@ -210,7 +217,7 @@ def place_group(
     if total == 0 or want == 0:
         return GroupPlan((), total, want, 0)
     demand = sum(p.demand_milli for p in order[:want])
-    for key in topology_keys:
+    for key in (within,) if within else topology_keys:
         for value in _domains(snapshot, key, demand):
             placed, unplaced = _attempt(engine, snapshot, order, want, now, seed, (key, value),
                                         admit)  # fmt: skip
@@ -219,6 +226,6 @@ def place_group(
                                  (key, value))  # fmt: skip
     # Across domains, every member is tried, so the explanation counts all that fit.
     placed, unplaced = _attempt(engine, snapshot, order, want, now, seed, None, admit, False)
-    if len(placed) >= want:
+    if len(placed) >= want and not within:
         return GroupPlan(tuple(placed), total, want, len(placed), tuple(unplaced))
-    return GroupPlan((), total, want, len(placed), tuple(unplaced))
+    return GroupPlan((), total, want, len(placed), tuple(unplaced), within=within)

@@ -186,7 +186,7 @@ class Ganging:
         if len(views) < need:
             self._wait_for_members(key, views, need, spec.timeout_s, now_s, head)
             return True
-        plan = self._plan(views, need, now_s, windows)
+        plan = self._plan(views, need, now_s, windows, spec.within)
         if plan.complete:
             self._bind_group(key, views, plan, now_s)
             return True
@@ -210,12 +210,12 @@ class Ganging:
 
     def _plan(
         self, views: list[tuple[PodRecord, ClassPolicy, Pod]], need: int, now_s: float,
-        windows: Mapping[str, WindowState],
+        windows: Mapping[str, WindowState], within: str = "",
     ) -> GroupPlan:  # fmt: skip
         t0 = time.perf_counter()
         plan = place_group(self.engine, self.snapshot, [p for _, _, p in views], now=now_s,
                            need=need, seed=self.config.seed,
-                           admit=self._admitter(views, windows))  # fmt: skip
+                           admit=self._admitter(views, windows), within=within)  # fmt: skip
         self.metrics.decision_seconds.observe(time.perf_counter() - t0)
         return plan
 

@@ -38,6 +38,9 @@ MAX_MEMBERS = 4096
 DEFAULT_TIMEOUT_S = 60.0
 MAX_TIMEOUT_S = 86400.0
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,7 @@ class GroupSpec:
     min_member: int
     timeout_s: float = DEFAULT_TIMEOUT_S
     gang: bool = True
+    within: str = ""  # a node label key: the whole group in one domain of it
 
 
 def pod_group(obj: Mapping[str, Any]) -> Mapped:
@@ -135,10 +139,26 @@ def kube_group(obj: Mapping[str, Any]) -> Mapped:
     if isinstance(gang, Mapping):
         problems: list[str] = []
         n = _count(gang.get("minCount"), "spec.schedulingPolicy.gang.minCount", problems)
-        return Mapped(GroupSpec(n) if n else None, problems)
+        within = _topology_key(spec if isinstance(spec, Mapping) else {}, problems)
+        return Mapped(GroupSpec(n, within=within) if n else None, problems)
     if isinstance(policy.get("basic"), Mapping):
         return Mapped(GroupSpec(1, gang=False))
     return Mapped(None, ["spec.schedulingPolicy has neither gang nor basic"])
+
+
+def _topology_key(spec: Mapping[str, Any], problems: list[str]) -> str:
+    """``spec.schedulingConstraints.topology[0].key`` ("" when absent or not a label key)."""
+    cons = spec.get("schedulingConstraints")
+    topo = cons.get("topology") if isinstance(cons, Mapping) else None
+    if not isinstance(topo, list) or not topo or not isinstance(topo[0], Mapping):
+        return ""
+    key = topo[0].get("key")
+    if isinstance(key, str) and _LABEL_KEY.match(key):
+        return key
+    problems.append(
+        f"spec.schedulingConstraints.topology[0].key {str(key)[:80]!r} is not a label key"
+    )
+    return ""
 
 
 def group_key_of(kind: str, obj: Mapping[str, Any]) -> GroupKey | None:

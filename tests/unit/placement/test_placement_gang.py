@@ -138,3 +138,13 @@ def test_property_never_partial_never_overcommit(
         snap.assume(m.pod, m.node, m.gpus, start_time=NOW)
     assert (snap.free >= 0).all()
     assert int(np.asarray(snap.free_sum[snap.rows()]).min(initial=0)) >= 0
+
+
+def test_within_requires_one_domain() -> None:
+    snap = snapshot(make_node("a").zone("z1"), make_node("b").zone("z2"))
+    plan = place_group(Engine(), snap, workers(2, 8), now=NOW, within=LABEL_ZONE)
+    assert not plan.complete and plan.placed == ()
+    assert "no single topology.kubernetes.io/zone domain holds the group" in plan.message()
+    snap.add_node(make_node("c").zone("z2").obj)
+    plan = place_group(Engine(), snap, workers(2, 8), now=NOW, within=LABEL_ZONE)
+    assert plan.complete and plan.domain == (LABEL_ZONE, "z2")

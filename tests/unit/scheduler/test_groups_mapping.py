@@ -75,3 +75,14 @@ def test_garbage_never_raises(spec: Any, labels: Any, ref: Any) -> None:
     for kind in (PLUGINS_KIND, KUBE_KIND):
         book.on_object(kind, False, {"metadata": {"name": "g", "namespace": "ns"}, "spec": spec})
         book.on_object(kind, False, {"metadata": spec, "spec": spec})
+
+
+def test_kube_topology_constraint() -> None:
+    spec = {
+        "schedulingPolicy": {"gang": {"minCount": 2}},
+        "schedulingConstraints": {"topology": [{"key": "topology.kubernetes.io/rack"}]},
+    }
+    assert kube_group({"spec": spec}).value == GroupSpec(2, within="topology.kubernetes.io/rack")
+    spec["schedulingConstraints"] = {"topology": [{"key": "not a key!"}]}
+    mapped = kube_group({"spec": spec})
+    assert mapped.value == GroupSpec(2) and "is not a label key" in mapped.problems[0]
