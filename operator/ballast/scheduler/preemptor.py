@@ -18,7 +18,7 @@ from ballast.clock import Clock
 from ballast.placement.engine import Engine
 from ballast.placement.objects import ClassPolicy, Pod
 from ballast.placement.plugins.data_locality import NAME as DATA_LOCALITY
-from ballast.placement.preemption import plan_preemption, warm_nodes
+from ballast.placement.preemption import PreemptionPlan, plan_preemption, warm_nodes
 from ballast.placement.snapshot import Snapshot
 from ballast.scheduler.actions import Actions
 from ballast.scheduler.hints import Change, Changes
@@ -46,6 +46,10 @@ class Preempting:
     if TYPE_CHECKING:  # defined by the scheduler or its other parts
 
         def _park(self, rec: PodRecord, reason: str, message: str) -> None: ...
+
+        def _whole_groups(
+            self, pod: Pod, plan: PreemptionPlan | None, now_s: float
+        ) -> PreemptionPlan | None: ...
 
     def _preempt_for_locality(
         self, rec: PodRecord, epod: Pod, cls: ClassPolicy, chosen: str | None, now_s: float
@@ -77,6 +81,7 @@ class Preempting:
             self.engine, self.snapshot, epod, now=now_s, budgets=self.policies.budgets(),
             quotas=self.policies.quota_set, nodes=warm, claimed=self.preemptions.claimed(),
         )  # fmt: skip
+        plan = self._whole_groups(epod, plan, now_s)  # a gang goes whole or not at all
         if plan is None:
             return False
         self._start_preemption(rec, epod, cls, plan)
