@@ -14,8 +14,11 @@
 - ``kube-gpu-binpack``: the configuration a GPU platform team would choose:
   ``kube-default`` with NodeResourcesFit's strategy ``MostAllocated`` over
   cpu 1, memory 1 and ``nvidia.com/gpu`` 5.
-- ``fgd``: fragmentation gradient descent as in the paper, ties at random.
-- ``best-fit``: the most allocated node that fits, fullest GPU for shares.
+- ``fgd``: fragmentation gradient descent as the FGD authors' simulator
+  scores it (integer score, lowest-index GPU among equals), ties to the
+  smallest node name (docs/simulator.md).
+- ``best-fit``: the authors' BestFitScore (CPU and GPU left, integer
+  min-max), fullest GPU for shares, ties to the smallest node name.
 - ``random``: any feasible node.
 """
 
@@ -41,6 +44,7 @@ from ballast.placement.plugins import (
     most_allocated,
     node_affinity,
     node_health,
+    node_name,
     node_pool,
     random_score,
     spread,
@@ -154,16 +158,18 @@ KUBE_GPU_BINPACK = Profile(
 FGD = Profile(
     name="fgd",
     filters=FILTERS,
-    scores=(ScoreRef(fragmentation_gradient.NAME, 1.0),),
+    scores=(ScoreRef(fragmentation_gradient.NAME, 1.0, {"paper": True}),),
     gpu_chooser=fragmentation_gradient.NAME,
+    tie_breakers=(PluginRef(node_name.NAME),),
     telemetry=False,
 )
 
 BEST_FIT = Profile(
     name="best-fit",
     filters=FILTERS,
-    scores=(ScoreRef(best_fit.NAME, 1.0),),
+    scores=(ScoreRef(best_fit.NAME, 1.0, {"paper": True}),),
     gpu_chooser=best_fit.NAME,
+    tie_breakers=(PluginRef(node_name.NAME),),
     telemetry=False,
 )
 

@@ -26,6 +26,7 @@ from ballast.placement.plugins import (
     most_allocated,
     node_affinity,
     node_health,
+    node_name,
     node_pool,
     random_score,
     spread,
@@ -99,4 +100,5 @@ def default_registry() -> Registry:
     reg.add_score(balanced_allocation.NAME, balanced_allocation.factory)
     reg.add_score(spread.NAME, spread.factory)
     reg.add_score(random_score.NAME, random_score.factory)
+    reg.add_score(node_name.NAME, node_name.factory)
     return reg

@@ -7,9 +7,10 @@ than ``stop_pct`` of the capacity, it is extended by drawing its own pods at
 random with replacement (seeded), as the paper's workload inflation does.
 
 Each policy gets its own snapshot. The workload mix FGD-style packing reads is
-the trace's distribution for ``fgd`` (the paper's assumption) and, for every
-other policy, a sliding window of recent arrivals (what a live scheduler
-knows); ``--mix`` overrides this.
+the FGD authors' typical pods of the whole workload for ``fgd`` (the paper's
+assumption, fragmentation.TypicalPods) and, for every other policy, a sliding
+window of recent arrivals (what a live scheduler knows); ``mix`` overrides
+this ("trace": the whole workload in Ballast's own mix).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ballast.placement.engine import Engine
-from ballast.placement.fragmentation import WorkloadMix, expected_frag
+from ballast.placement.fragmentation import TypicalPods, WorkloadMix, expected_frag
 from ballast.placement.objects import NodeInfo, Pod
 from ballast.placement.snapshot import Snapshot
 
@@ -124,10 +125,14 @@ def run_fill(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> FillResult:
     """Fill the cluster with ``pods`` (already in arrival order) under ``policy``."""
-    use_trace = mix == "trace" or (mix == "auto" and policy == "fgd")
-    wm = WorkloadMix(window=0 if use_trace else window)
-    if use_trace:
+    wm: WorkloadMix
+    if mix == "auto" and policy == "fgd":
+        wm = TypicalPods(pods)  # the FGD authors' typical pods of the whole workload
+    elif mix == "trace":
+        wm = WorkloadMix(window=0)
         wm.add_prior(pods)
+    else:
+        wm = WorkloadMix(window=window)
     snap = build_snapshot(nodes, wm)
     engine = Engine(policy)
     cap = snap.capacity_milli()

@@ -50,7 +50,8 @@ def plot_report(doc: Mapping[str, Any], path: str | Path) -> None:
             xs = [p[0] for p in pts]
             ys = [p[1] for p in pts]
             top = max(top, max((y for x, y in pts if x >= 70), default=0.0))
-            label = f"{policy} ({fig_['unallocated_gpu_pct']:.1f}% avg 90-100)"
+            where = "at 100" if fill.get("setup") == "paper" else "avg 90-100"
+            label = f"{policy} ({fig_['unallocated_gpu_pct']:.1f}% {where})"
             ax.step(xs, ys, where="post", color=_color(policy), label=label, lw=1.6)
         xmax = max(max(p[0] for p in f["curve"]) for f in fill["policies"].values())
         ax.plot([70, 100, xmax], [30, 0, 0], ls=":", color="k", lw=1, label="nothing left over")

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from ballast.sim.fill import FillResult
+from ballast.sim.paper import level_means
 from ballast.sim.replay import ReplayResult
 
 TIERS = ("Interactive", "Nearline", "Offline")
@@ -44,9 +45,16 @@ def curve(xs: Sequence[float], ys: Sequence[float], step: float = 0.5) -> list[l
 
 def fill_figures(r: FillResult, lo: float = 90.0, hi: float = 100.0) -> dict[str, Any]:
     """Figures of one fill run."""
+    at = level_means(
+        [round(a * r.capacity_milli / 100) for a in r.arrived_pct],
+        [round((100 - u) * r.capacity_milli / 100) for u in r.unallocated_pct],
+        r.capacity_milli,
+        100,
+    )
     return {
         "unallocated_gpu_pct": _r(r.average_unallocated(lo, hi)),
         "window_pct": [lo, hi],
+        "unallocated_at_100_pct": _r(100 - at[100]) if 100 in at else None,
         "pods_placed": r.placed,
         "pods_failed": r.failed,
         "failed_gpu": round(r.failed_gpu_milli / 1000, 3),

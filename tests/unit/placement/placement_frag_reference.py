@@ -19,4 +19,4 @@ def node_frag(free: list[int], cpu: int, mem: int, product: int, mix: MixArrays)
         )
         frag = sum(f for f in free if f < d) if hostable else total
         out += float(mix.pop[t]) * frag
-    return out
+    return out + mix.cpu_only * total  # CPU-only types: every free GPU is a fragment

@@ -6,6 +6,12 @@ empty mix the pod itself stands for the workload. Raw score: minus the growth
 of the node's expected fragmentation; for a share pod the growth on the best
 GPU of the node, which is also the GPU the pod is given (ties: the fullest
 GPU that fits, then the lowest index).
+
+With ``paper: true`` the score is the FGD authors' own (their simulator's
+FGDScore, docs/simulator.md): ``int(100 * sigmoid(-growth / 1000))``, an
+integer from 0 to 100 used as it is (no normalisation), so growths closer
+than the rounding tie; for a share pod the GPU is the lowest-index one with
+the node's best integer score.
 """
 
 from __future__ import annotations
@@ -15,7 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from ballast.placement.fragmentation import MixArrays, WorkloadMix, delta_node, delta_share
+from ballast.placement.fragmentation import (
+    MixArrays,
+    PerTypeCache,
+    WorkloadMix,
+    delta_node,
+    delta_share,
+)
 from ballast.placement.framework import CycleState, IntArray, Scores, min_max
 from ballast.placement.plugins.base import PluginArgs, first_fit
 
@@ -24,7 +36,17 @@ _GPU = NAME + ".gpu"
 
 
 class Args(PluginArgs):
-    """FragmentationGradient has no arguments (the mix is configured on the snapshot)."""
+    """FragmentationGradient's arguments (the mix is configured on the snapshot)."""
+
+    #: The FGD authors' integer score and GPU choice instead of the exact gradient.
+    paper: bool = False
+
+
+def paper_score(growth: Scores) -> Scores:
+    """The authors' integer score of a growth in milli-GPUs (-1 where it is infinite)."""
+    with np.errstate(over="ignore"):
+        score = np.trunc(1.0 / (1.0 + np.exp(growth / 1000.0)) * 100.0)
+    return np.where(np.isfinite(growth), score, -1.0)
 
 
 def _mix(state: CycleState) -> MixArrays:
@@ -46,6 +68,7 @@ class FragmentationGradient:
 
     def __init__(self, args: Args) -> None:
         self.args = args
+        self._per_type = PerTypeCache()
 
     def _deltas(self, state: CycleState, nodes: IntArray) -> Scores:
         snap, pod = state.snapshot, state.pod
@@ -59,13 +82,20 @@ class FragmentationGradient:
             snap.product[nodes],
             mix,
         )
+        pt = self._per_type.get(state.free, nodes, mix)
         if pod.gpu_milli:
-            return delta_share(*args, pod.gpu_milli, pod.cpu_milli, pod.memory_mib)
-        return delta_node(*args, pod.gpus, pod.cpu_milli, pod.memory_mib)[:, None]
+            return delta_share(*args, pod.gpu_milli, pod.cpu_milli, pod.memory_mib, pt)
+        return delta_node(*args, pod.gpus, pod.cpu_milli, pod.memory_mib, pt)[:, None]
 
     def score(self, state: CycleState, nodes: IntArray) -> Scores:
         """Minus the growth of expected fragmentation if the pod went to each node."""
         delta = self._deltas(state, nodes)
+        if self.args.paper:
+            score = paper_score(delta)
+            if delta.shape[1] > 1:
+                best = score.argmax(axis=1)  # the lowest index among equal scores
+                state.scratch[_GPU] = dict(zip(nodes.tolist(), best.tolist(), strict=True))
+            return score.max(axis=1)  # type: ignore[no-any-return]
         if delta.shape[1] == 1:
             return -delta[:, 0]
         # Among equally good GPUs prefer the fullest: a tiny bias far below
@@ -76,8 +106,8 @@ class FragmentationGradient:
         return -delta[np.arange(nodes.shape[0]), best]  # type: ignore[no-any-return]
 
     def normalize(self, state: CycleState, raw: Scores) -> Scores:
-        """Min-max over the feasible nodes."""
-        return min_max(raw)
+        """Min-max over the feasible nodes (the paper's score is used as it is)."""
+        return raw if self.args.paper else min_max(raw)
 
     def choose_gpus(self, state: CycleState, node: int) -> tuple[int, ...]:
         """For a share, the GPU whose use grows fragmentation least; whole GPUs: first fit."""
@@ -87,6 +117,10 @@ class FragmentationGradient:
         if known is not None and node in known:
             return (known[node],)
         delta = self._deltas(state, np.array([node], dtype=np.int64))
+        if self.args.paper:
+            score = paper_score(delta[0])
+            g = int(score.argmax())
+            return (g,) if score[g] >= 0 else ()
         biased = delta[0] + state.free[node] * 1e-9
         g = int(biased.argmin())
         return (g,) if np.isfinite(delta[0, g]) else ()
