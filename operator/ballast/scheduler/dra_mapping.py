@@ -31,6 +31,7 @@ from ballast.scheduler.mapping import Mapped
 
 _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$")
 MAX_DEVICES = 128  # per slice, as the API allows
+_LIST_KINDS = {"ints", "bools", "strings", "versions"}
 
 
 def _m(v: Any) -> Mapping[str, Any]:
@@ -91,6 +92,8 @@ def resource_slice(obj: Mapping[str, Any]) -> Mapped:
         seen.add(name)
         attrs: dict[str, AttrValue | Version] = {}
         for key, value in _m(d.get("attributes")).items():
+            if isinstance(value, Mapping) and value and set(value) <= _LIST_KINDS:
+                continue  # list attributes (alpha, DRAListTypeAttributes): not read
             v = _attr(value)
             if not isinstance(key, str) or not key or v is None:
                 problems.append(f"device {name}: attribute {key!r} has no valid value")
