@@ -9,13 +9,17 @@ server serves. Their events reach the scheduling thread under distinct kinds
 
 from __future__ import annotations
 
+import logging
 import queue
 from typing import Any
 
 from ballast.kube import compat
 from ballast.kube.raw import Kube, Resource
+from ballast.logs import kv
 from ballast.scheduler.groups import KUBE_KIND, PLUGINS_KIND
 from ballast.scheduler.informer import Event, Informer
+
+log = logging.getLogger(__name__)
 
 PLUGINS_PODGROUPS = Resource("scheduling.x-k8s.io", "v1alpha1", "podgroups", True)
 #: Newest first: the first the server serves is watched.
@@ -49,7 +53,10 @@ def served_group_resources(kube: Kube) -> dict[str, Resource]:
 def group_informers(kube: Kube, events: queue.Queue[Event], required: set[str]) -> list[Any]:
     """Informers for the served PodGroup kinds; each kind joins ``required`` (must list once)."""
     informers: list[Any] = []
-    for kind, res in served_group_resources(kube).items():
+    served = served_group_resources(kube)
+    for kind, res in served.items():
         informers.append(Informer(kube, res, _Renamed(events, kind)))
         required.add(kind)
+    log.info("pod groups", extra=kv(watched=",".join(f"{r.group}/{r.version}" for r in
+                                                     served.values()) or "none"))  # fmt: skip
     return informers

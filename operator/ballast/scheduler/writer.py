@@ -228,6 +228,11 @@ class FencedWriter:
         self.rng = rng or random.Random()
         self._lock = threading.Lock()
         self._latest: dict[str, int] = {}
+        # One write per key on the wire at a time: two writes of the same pod's
+        # condition sent by two threads may reach the server in either order, so a
+        # newer one waits here until the one in flight is done.
+        self._inflight: set[str] = set()
+        self._deferred: dict[str, _Write] = {}
         self._seq = itertools.count(1)
         self.fenced = 0  # writes dropped because leadership was lost (tests, logs)
 
@@ -288,6 +293,24 @@ class FencedWriter:
                     del self._latest[w.key]
 
     def _run(self, w: _Write) -> None:
+        key = w.key
+        if key is not None:
+            with self._lock:
+                if key in self._inflight:
+                    self._deferred[key] = w  # sent once the write in flight is done
+                    return
+                self._inflight.add(key)
+        try:
+            self._send(w)
+        finally:
+            if key is not None:
+                with self._lock:
+                    self._inflight.discard(key)
+                    nxt = self._deferred.pop(key, None)
+                if nxt is not None:
+                    self._enqueue(nxt)
+
+    def _send(self, w: _Write) -> None:
         if not self._current(w):
             return  # a newer write for the same object replaced this one
         # The fence is checked before the rate-limiter wait (no token spent on a

@@ -1,0 +1,53 @@
+"""Writes of the same object's condition reach the server in the order they were made."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+from ballast.scheduler.actions import Actions
+from ballast.scheduler.informer import Event
+from ballast.scheduler.ratelimit import TokenBucket
+
+POD = {"metadata": {"name": "p", "namespace": "ns", "uid": "u-1"}}
+
+
+class SlowFirstKube:
+    """The first PATCH blocks until released; every PATCH body is recorded in arrival order."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.first = True
+        self.lock = threading.Lock()
+        self.bodies: list[str] = []
+
+    def request(self, method: str, path: str, *, body: Any = None, **_: Any) -> Any:
+        with self.lock:
+            first, self.first = self.first, False
+        if first:
+            self.release.wait(5)
+        with self.lock:
+            self.bodies.append(body["status"]["conditions"][0]["reason"])
+        return {}
+
+
+def test_a_newer_condition_waits_for_the_one_in_flight() -> None:
+    kube = SlowFirstKube()
+    out: queue.Queue[Event] = queue.Queue()
+    actions = Actions(kube, out, bucket=TokenBucket(0, 1), workers=8)  # type: ignore[arg-type]
+    try:
+        actions.set_condition(POD, "WaitingForMembers", "2 of 4")
+        time.sleep(0.2)  # the first write is on the wire
+        actions.set_condition(POD, "Unschedulable", "3 of 4 fit")
+        time.sleep(0.3)
+        assert kube.bodies == []  # the newer one did not overtake it
+        kube.release.set()
+        deadline = time.monotonic() + 5
+        while len(kube.bodies) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert kube.bodies == ["WaitingForMembers", "Unschedulable"]
+    finally:
+        kube.release.set()
+        actions.shutdown()
