@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("ballast.localcluster.cli", "build, start, stop and populate the local cluster"),
     "demo": ("ballast.demo", "show Ballast working on the local cluster"),
     "simulate": ("ballast.sim.cli", "replay a trace through placement policies"),
+    "replay": (
+        "ballast.dayreplay.cli",
+        "replay a day of mixed GPU work on a local cluster: Ballast, then kube-scheduler",
+    ),
     "generate": ("ballast.api.generate", "write the CRDs generated from the API models"),
     "image": ("ballast.image.cli", "build the container image archive without Docker"),
     "slo-rules": (

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ballast.localcluster import kwokstages
 from ballast.localcluster.certs import PKI, PROXY_CLIENT_CN
 from ballast.localcluster.state import Layout
 
@@ -38,13 +39,16 @@ PORT_NAMES: tuple[str, ...] = (
     "kube-scheduler",
 )
 
-KWOK_CONFIG = """\
+KWOK_CONFIG = (
+    """\
 # Written by ballast; passed with -c so that a user's ~/.kwok/kwok.yaml is never read.
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
 options:
   nodeLeaseDurationSeconds: 40
 """
+    + kwokstages.STAGES
+)
 
 
 @dataclass(frozen=True, slots=True)
