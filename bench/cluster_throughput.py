@@ -49,8 +49,15 @@ from ballast.localcluster import kube as lk
 from ballast.localcluster.ballast_procs import BallastProcess
 from ballast.localcluster.cluster import LocalCluster
 from ballast.localcluster.nodes import profile_nodes
+from ballast.placement.profiles import profile
+from ballast.sim.fidelity import scheduler_config
 
 NS = "bench"
+
+
+def baseline_config(name: str) -> dict[str, Any]:
+    """kube-scheduler's configuration: none for kube-default (stock), the profile's otherwise."""
+    return {} if name == "kube-default" else scheduler_config(profile(name))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -262,7 +269,10 @@ class Runner:
             self.proc.start()
         else:
             self.cluster.start_scheduler(
-                config={"clientConnection": {"qps": self.args.qps, "burst": self.args.burst}}
+                config={
+                    **baseline_config(self.args.baseline),
+                    "clientConnection": {"qps": self.args.qps, "burst": self.args.burst},
+                }
             )
 
     def stop(self) -> None:
@@ -401,6 +411,12 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--only", choices=["ballast", "kube-scheduler"])
+    parser.add_argument(
+        "--baseline",
+        choices=["kube-default", "kube-gpu-binpack"],
+        default="kube-default",
+        help="kube-scheduler's configuration: stock, or MostAllocated on nvidia.com/gpu",
+    )
     args = parser.parse_args()
     results = {}
     for which in ("ballast", "kube-scheduler"):
@@ -417,6 +433,7 @@ def main() -> int:
         "mix": args.mix,
         "qps": args.qps,
         "burst": args.burst,
+        "baseline": args.baseline,
         "ballast_pods_per_s": b.get("pods_per_s"),
         "kube_scheduler_pods_per_s": k.get("pods_per_s"),
         "ratio": round(b["pods_per_s"] / k["pods_per_s"], 3) if b and k else None,
