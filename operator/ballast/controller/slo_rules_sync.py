@@ -126,13 +126,47 @@ class RulesSync:
         self._served: tuple[float, bool] = (-1e18, False)
         self._verified_at = -1e18  # monotonic time of the last read of the live ConfigMap
         self._failed: tuple[str, float] | None = None  # (rules text, when) of a failed write
+        self._slos: dict[str, Any] = {}  # class -> its parsed ``slo`` as last seen (set ones)
+        self._next_try = -1e18  # monotonic time before which an unwritten ConfigMap waits
+
+    def slo_changed(self, name: str, slo: Any) -> bool:
+        """Record class ``name``'s parsed ``slo``; whether the ConfigMap needs a sync.
+
+        ``slo`` is what :func:`class_slos` gives for the class (None: no slo,
+        an invalid spec, or the class is gone). A class event that leaves
+        every class's parsed ``slo`` as it was cannot change the ConfigMap,
+        so the caller skips rebuilding it from every class (O(classes) per
+        event, thousands of events when thousands of classes start). Until
+        a ConfigMap was written or read, at most one sync per
+        ``RETRY_SECONDS`` is asked for (its namespace may be missing).
+        """
+        with self._lock:
+            before = self._slos.get(name)
+            if slo:
+                self._slos[name] = slo
+            else:
+                self._slos.pop(name, None)
+            if before != (slo or None):
+                return True
+            if self._configmap is not None:
+                return False
+            # Unwritten: one event per retry period tries (the others, possibly
+            # many at once on the handler threads, do not queue behind it).
+            now = time.monotonic()
+            if now < self._next_try:
+                return False
+            self._next_try = now + RETRY_SECONDS
+            return True
 
     # ---------------------------------------------------------------- discovery
     def prometheus_rules_served(self) -> bool:
         """Whether monitoring.coreos.com/v1 serves prometheusrules (cached a minute)."""
-        checked, served = self._served
-        if time.monotonic() - checked < DISCOVERY_TTL_SECONDS:
-            return served
+        with self._lock:
+            checked, served = self._served
+            if time.monotonic() - checked < DISCOVERY_TTL_SECONDS:
+                return served
+            # One caller asks the server; concurrent ones keep the last answer meanwhile.
+            self._served = (time.monotonic(), served)
         try:
             found = self.kube.get("/apis/monitoring.coreos.com/v1")
             served = any(

@@ -7,6 +7,7 @@ from ballast.controller.handlers import (  # noqa: F401
     jobs,
     nodepools,
     priorityclass,
+    resync,
     slo,
     workloadclass,
 )

@@ -28,7 +28,6 @@ from ballast.api.wellknown import (
 )
 from ballast.controller import disruption as logic
 from ballast.controller.events import post
-from ballast.controller.settings import RESYNC_SECONDS
 from ballast.kube.raw import NAMESPACES, Kube
 from ballast.logs import kv
 
@@ -194,7 +193,8 @@ def _drifted(
     return logic.pdb_drift(desired, body) is not None
 
 
-async def _reconcile_or_retry(memo: Any, kwargs: Mapping[str, Any], name: str) -> None:
+async def reconcile_or_retry(memo: Any, kwargs: Mapping[str, Any], name: str) -> None:
+    """Reconcile the class's PDBs from the live objects; TemporaryError when that failed."""
     errors = await reconcile_class(memo, kwargs, name, force=True)
     if errors:
         raise kopf.TemporaryError("; ".join(errors)[:1024], delay=5)
@@ -204,11 +204,8 @@ async def _reconcile_or_retry(memo: Any, kwargs: Mapping[str, Any], name: str) -
 @kopf.on.create(*WLC)
 @kopf.on.update(*WLC)
 async def workloadclass_disruption(name: str, memo: Any, **kwargs: Any) -> None:
-    """Create, change or remove the class's PodDisruptionBudgets after a spec change."""
-    await _reconcile_or_retry(memo, kwargs, name)
+    """Create, change or remove the class's PodDisruptionBudgets after a spec change.
 
-
-@kopf.timer(*WLC, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-async def workloadclass_disruption_resync(name: str, memo: Any, **kwargs: Any) -> None:
-    """Safety net: re-read the class's PDBs and repair what events missed."""
-    await _reconcile_or_retry(memo, kwargs, name)
+    The safety-net resync is the class's one timer (handlers/resync.py).
+    """
+    await reconcile_or_retry(memo, kwargs, name)

@@ -23,7 +23,7 @@ import kopf
 from ballast.api.wellknown import API_VERSION, GROUP, VERSION
 from ballast.controller import nodepools as logic
 from ballast.controller.events import post
-from ballast.controller.settings import POOL_DWELL_SECONDS, RESYNC_SECONDS
+from ballast.controller.settings import POOL_DWELL_SECONDS
 from ballast.kube.raw import NODES, TRANSPORT_ERRORS, WORKLOADCLASSES, Kube, KubeError
 from ballast.logs import kv
 
@@ -287,7 +287,10 @@ async def workloadclass_pool_watch(
         _runner.poke(memo, kwargs)
 
 
-@kopf.timer(*WLC, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-async def workloadclass_pool_resync(memo: kopf.Memo, **kwargs: Any) -> None:
-    """Safety net: a pass over every pool (writes only what differs)."""
-    _runner.poke(memo, kwargs)
+def resync_pools(memo: Any, indexes: Mapping[str, Any]) -> None:
+    """Safety net: a pass over every pool (writes only what differs).
+
+    Called by each class's resync timer (handlers/resync.py); pokes during a
+    pass make one more pass, not one each.
+    """
+    _runner.poke(memo, indexes)

@@ -36,13 +36,19 @@ def _is_candidate(name: str, **_: Any) -> bool:
     return name.startswith(PRIORITY_CLASS_PREFIX)
 
 
+# What drift checks and replacement read of a live PriorityClass's metadata;
+# the rest (managedFields above all) is not kept for every class.
+_PC_META = ("name", "uid", "labels", "ownerReferences")
+
+
 @kopf.index(*PC, when=_is_candidate)
 def priorityclass_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
-    """name → the live object (only ``ballast-*`` names; clusters have few PriorityClasses)."""
+    """name → the fields of the live object that reconciling reads (only ``ballast-*`` names)."""
+    meta = body.get("metadata", {})
     return {
         name: {
             "value": body.get("value"),
-            "metadata": dict(body.get("metadata", {})),
+            "metadata": {k: meta[k] for k in _PC_META if k in meta},
             **{k: body.get(k) for k in ("preemptionPolicy", "description", "globalDefault")},
         }
     }
@@ -88,7 +94,9 @@ async def priorityclass_drift(
     the class shows ``Ready=False`` meanwhile.
     """
     workloadclass_index: kopf.Index[str, Any] = kwargs["workloadclass_index"]
-    class_name = owning_class(name, body.get("metadata", {}), list(workloadclass_index))
+    # The index itself, not a copy of its names: only a PriorityClass without
+    # an owner reference makes owning_class walk them.
+    class_name = owning_class(name, body.get("metadata", {}), workloadclass_index)
     if class_name is None:
         return
     entries: Any = workloadclass_index.get(class_name, [])

@@ -31,7 +31,6 @@ from ballast.controller import scaling as logic
 from ballast.controller import scaling_sync as sync
 from ballast.controller.disruption import admitted_namespaces
 from ballast.controller.events import post
-from ballast.controller.settings import RESYNC_SECONDS
 from ballast.kube.raw import NAMESPACES, Kube
 from ballast.logs import kv
 
@@ -277,7 +276,13 @@ async def workloadclass_scaling_watch(
         await reconcile_class(memo, kwargs, name, force=True)
 
 
-async def _reconcile_or_retry(memo: Any, kwargs: Mapping[str, Any], name: str) -> None:
+def synced(name: str) -> bool:
+    """Whether class ``name`` has ScaledObjects Ballast made (they need checking)."""
+    return name in _synced
+
+
+async def reconcile_or_retry(memo: Any, kwargs: Mapping[str, Any], name: str) -> None:
+    """Reconcile the class's ScaledObjects from the live objects; TemporaryError on failure."""
     errors = await reconcile_class(memo, kwargs, name, force=True)
     if errors:
         raise kopf.TemporaryError("; ".join(errors)[:1024], delay=5)
@@ -287,17 +292,10 @@ async def _reconcile_or_retry(memo: Any, kwargs: Mapping[str, Any], name: str) -
 @kopf.on.create(*WLC)
 @kopf.on.update(*WLC)
 async def workloadclass_scaling(name: str, memo: Any, **kwargs: Any) -> None:
-    """Create, change or remove the class's ScaledObjects after a spec change."""
-    await _reconcile_or_retry(memo, kwargs, name)
+    """Create, change or remove the class's ScaledObjects after a spec change.
 
-
-@kopf.timer(*WLC, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-async def workloadclass_scaling_resync(
-    name: str, spec: kopf.Spec, memo: Any, **kwargs: Any
-) -> None:
-    """Safety net: re-read the class's ScaledObjects and KEDA's CRD; repair what events missed.
-
-    A class that does not scale was cleaned up when the operator resumed it.
+    The safety-net resync is the class's one timer (handlers/resync.py): it
+    re-reads the ScaledObjects of a class that scales or had them (a class
+    that does not scale was cleaned up when the operator resumed it).
     """
-    if spec.get("scaling") or name in _synced:
-        await _reconcile_or_retry(memo, kwargs, name)
+    await reconcile_or_retry(memo, kwargs, name)

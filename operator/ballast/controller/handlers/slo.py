@@ -18,7 +18,7 @@ from ballast.api.wellknown import GROUP, VERSION
 from ballast.controller import slo_tick
 from ballast.controller.events import post
 from ballast.controller.slo_metrics import SloMetrics
-from ballast.controller.slo_rules_sync import RulesSync
+from ballast.controller.slo_rules_sync import RulesSync, class_slos
 from ballast.controller.slo_settings import SloSettings, interval_seconds
 from ballast.logs import kv
 from ballast.telemetry.prometheus import Prometheus
@@ -155,7 +155,11 @@ def workloadclass_slo_rules(
     """Any change to a class: rewrite the rules where they changed (a cheap compare otherwise)."""
     rt = _runtime(memo)
     deleted = type == "DELETED"
-    rt.rules.sync_configmap(_classes(kwargs["workloadclass_index"], drop=name if deleted else None))
+    slo = None if deleted else class_slos({name: spec}).get(name)
+    if rt.rules.slo_changed(name, slo):
+        rt.rules.sync_configmap(
+            _classes(kwargs["workloadclass_index"], drop=name if deleted else None)
+        )
     if deleted:
         rt.rules.forget(name)
         _metrics_once().forget(name)

@@ -11,7 +11,7 @@ from ballast.api.wellknown import GROUP, VERSION
 from ballast.controller import workloadclass as logic
 from ballast.controller.builders import priority_class_name
 from ballast.controller.events import post
-from ballast.controller.settings import RESYNC_SECONDS, retry_delay
+from ballast.controller.settings import retry_delay
 
 WLC = (GROUP, VERSION, "workloadclasses")
 
@@ -24,7 +24,7 @@ def workloadclass_index(
     return {name: {"uid": uid, "spec": dict(spec), "deleting": bool(meta.get("deletionTimestamp"))}}
 
 
-def _run(
+def run(
     body: kopf.Body,
     name: str,
     uid: str,
@@ -76,26 +76,7 @@ def workloadclass_reconcile(
     **kwargs: Any,
 ) -> None:
     """Create/replace the PriorityClass and report status."""
-    _run(body, name, uid, spec, status, meta, patch, memo, kwargs)
-
-
-@kopf.timer(*WLC, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def workloadclass_resync(
-    body: kopf.Body,
-    name: str,
-    uid: str,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    meta: kopf.Meta,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    **kwargs: Any,
-) -> None:
-    """Safety net: re-check drift and references (a window created later) from the indexes.
-
-    Idle classes cost no API call unless something differs.
-    """
-    _run(body, name, uid, spec, status, meta, patch, memo, kwargs)
+    run(body, name, uid, spec, status, meta, patch, memo, kwargs)
 
 
 def ready_lost(status: Mapping[str, Any], meta: Mapping[str, Any]) -> bool:
@@ -129,4 +110,4 @@ def workloadclass_ready_restore(
     **kwargs: Any,
 ) -> None:
     """Another writer dropped Ready: reconcile again, which writes it back."""
-    _run(body, name, uid, spec, status, meta, patch, memo, kwargs)
+    run(body, name, uid, spec, status, meta, patch, memo, kwargs)

@@ -1,0 +1,79 @@
+"""What keeps the operator's per-event work and memory flat with thousands of classes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ballast.controller.handlers.priorityclass import priorityclass_index
+from ballast.controller.slo_rules_sync import RulesSync, class_slos
+
+SLO = {"tier": "Interactive", "slo": {"latencyP95Ms": 500, "latencyP99Ms": 1000}}
+
+
+class NoApi:
+    """A Kube that must not be called."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"unexpected API call {name}")
+
+
+def parsed(spec: dict[str, Any]) -> Any:
+    return class_slos({"c": spec}).get("c")
+
+
+def test_slo_changed_only_when_a_class_slo_moves() -> None:
+    rules = RulesSync(NoApi(), "ns")  # type: ignore[arg-type]
+    # Nothing written yet: an event asks for a ConfigMap sync; after a failed
+    # write (a missing namespace), one per retry period, not one per event.
+    assert rules.slo_changed("a", None)
+    assert not rules.slo_changed("b", None)  # the try is under way or failed just now
+    rules._next_try = time.monotonic() - 1  # the retry period is over
+    assert rules.slo_changed("b", None)
+    assert not rules.slo_changed("c", None)
+    rules._configmap = "groups: []\n"  # written
+    assert not rules.slo_changed("a", None)  # a class without an slo, again
+    assert not rules.slo_changed("b", None)  # another one: the rules cannot change
+    assert rules.slo_changed("a", parsed(SLO))  # gains an slo
+    assert not rules.slo_changed("a", parsed(SLO))  # a status write: same slo
+    changed = {**SLO, "slo": {"latencyP95Ms": 400, "latencyP99Ms": 1000}}
+    assert rules.slo_changed("a", parsed(changed))
+    # A spec made invalid elsewhere drops its rules: that is a change too.
+    assert parsed({**changed, "tier": "Urgent"}) is None
+    assert rules.slo_changed("a", None)
+    assert rules.slo_changed("a", parsed(changed))
+    assert rules.slo_changed("a", None)  # deleted
+    assert not rules.slo_changed("a", None)
+
+
+def test_priorityclass_index_keeps_only_what_reconciling_reads() -> None:
+    body = {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": {
+            "name": "ballast-x",
+            "uid": "u1",
+            "resourceVersion": "7",
+            "labels": {"app.kubernetes.io/managed-by": "ballast"},
+            "ownerReferences": [{"uid": "w1", "kind": "WorkloadClass", "name": "x"}],
+            "managedFields": [{"manager": "ballast", "fieldsV1": {"f:value": {}}}] * 3,
+            "annotations": {"note": "x" * 1000},
+        },
+        "value": 1000,
+        "preemptionPolicy": "Never",
+        "description": "d",
+        "globalDefault": False,
+    }
+    entry = priorityclass_index(name="ballast-x", body=body)["ballast-x"]  # type: ignore[arg-type]
+    assert entry == {
+        "value": 1000,
+        "metadata": {
+            "name": "ballast-x",
+            "uid": "u1",
+            "labels": {"app.kubernetes.io/managed-by": "ballast"},
+            "ownerReferences": [{"uid": "w1", "kind": "WorkloadClass", "name": "x"}],
+        },
+        "preemptionPolicy": "Never",
+        "description": "d",
+        "globalDefault": False,
+    }
