@@ -73,26 +73,30 @@ class GroupSpec:
 def pod_group(obj: Mapping[str, Any]) -> Mapped:
     """The :class:`GroupKey` of a slim pod (None: in no group), with problems.
 
-    ``spec.schedulingGroup`` (Kubernetes' own) wins over the label when both are set.
+    The ``scheduling.x-k8s.io/pod-group`` label wins over ``spec.schedulingGroup``
+    when both are set: it is an explicit choice, while the Job controller (with
+    ``WorkloadWithJob``) gives every Job a PodGroup, a ``basic`` one unless asked.
     """
     meta = obj.get("metadata")
     spec = obj.get("spec")
     meta = meta if isinstance(meta, Mapping) else {}
     spec = spec if isinstance(spec, Mapping) else {}
     ns = str(meta.get("namespace") or "")
+    labels = meta.get("labels")
+    label = labels.get(POD_GROUP_LABEL) if isinstance(labels, Mapping) else None
+    if label is not None:
+        if not isinstance(label, str) or not _NAME.match(label):
+            return Mapped(
+                None, [f"label {POD_GROUP_LABEL}={str(label)[:80]!r} is not a PodGroup name"]
+            )
+        return Mapped(GroupKey(PLUGINS, ns, label))
     ref = spec.get("schedulingGroup")
     if isinstance(ref, Mapping) and ref.get("podGroupName"):
         name = ref["podGroupName"]
         if isinstance(name, str) and _NAME.match(name):
             return Mapped(GroupKey(KUBE, ns, name))
         return Mapped(None, [f"spec.schedulingGroup.podGroupName {str(name)[:80]!r} is not a name"])
-    labels = meta.get("labels")
-    label = labels.get(POD_GROUP_LABEL) if isinstance(labels, Mapping) else None
-    if label is None:
-        return Mapped(None)
-    if not isinstance(label, str) or not _NAME.match(label):
-        return Mapped(None, [f"label {POD_GROUP_LABEL}={str(label)[:80]!r} is not a PodGroup name"])
-    return Mapped(GroupKey(PLUGINS, ns, label))
+    return Mapped(None)
 
 
 def _count(raw: Any, what: str, problems: list[str]) -> int:

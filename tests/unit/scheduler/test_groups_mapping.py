@@ -35,7 +35,9 @@ def test_pod_references() -> None:
     pod = {"metadata": {"namespace": "ns", "labels": {POD_GROUP_LABEL: "train"}}, "spec": {}}
     assert pod_group(pod).value == GroupKey(PLUGINS, "ns", "train")
     pod["spec"] = {"schedulingGroup": {"podGroupName": "wl-pg"}}
-    assert pod_group(pod).value == GroupKey(KUBE, "ns", "wl-pg")  # the API's own field wins
+    assert pod_group(pod).value == GroupKey(PLUGINS, "ns", "train")  # the explicit label wins
+    pod["metadata"]["labels"] = {}
+    assert pod_group(pod).value == GroupKey(KUBE, "ns", "wl-pg")
     pod["spec"] = {}
     pod["metadata"]["labels"] = {POD_GROUP_LABEL: "Bad Name!"}
     mapped = pod_group(pod)
