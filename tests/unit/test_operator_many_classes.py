@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import time
+from types import SimpleNamespace
 from typing import Any
 
 from ballast.controller.handlers.priorityclass import priorityclass_index
@@ -77,3 +79,15 @@ def test_priorityclass_index_keeps_only_what_reconciling_reads() -> None:
         "description": "d",
         "globalDefault": False,
     }
+
+
+def test_slo_runtime_is_one_per_operator_not_one_per_class() -> None:
+    from ballast.controller.handlers import slo
+
+    root = SimpleNamespace(kube=NoApi())
+    # kopf gives every object a shallow copy of the operator's memo.
+    first, second = copy.copy(root), copy.copy(root)
+    assert slo._runtime(first) is slo._runtime(second)
+    assert slo._runtime(first).rules is slo._runtime(root).rules
+    other = SimpleNamespace(kube=NoApi())  # another operator in the same process
+    assert slo._runtime(other) is not slo._runtime(root)

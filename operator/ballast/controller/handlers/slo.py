@@ -53,9 +53,15 @@ def _metrics_once() -> SloMetrics:
         return _metrics
 
 
+# One runtime per operator (per API client): kopf hands each object a shallow
+# copy of the memo, so an attribute set on it in a handler would be per class
+# (a RulesSync, a breaker and a ConfigMap write for every one of thousands).
+_runtimes: dict[int, SloRuntime] = {}
+
+
 def _runtime(memo: Any) -> SloRuntime:
     with _lock:
-        rt: SloRuntime | None = getattr(memo, "slo", None)
+        rt = _runtimes.get(id(memo.kube))
         if rt is None:
             settings = SloSettings.from_env()
             prom = (
@@ -70,7 +76,7 @@ def _runtime(memo: Any) -> SloRuntime:
                 # Half an interval: the next round of every class asks again.
                 Breaker(hold_s=min(SLO_INTERVAL_SECONDS / 2, 15.0)),
             )
-            memo.slo = rt
+            _runtimes[id(memo.kube)] = rt
             log.info(
                 "slo reader configured",
                 extra=kv(prometheus=settings.prometheus_url or "-", window=settings.window),
