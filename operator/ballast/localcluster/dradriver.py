@@ -115,13 +115,13 @@ def gpu_devices(node: str, gpus: int, product: str, memory_mib: int, mig: bool =
 
 def _consumes(minor: int, slices: Any) -> dict[str, Any]:
     return {"counterSet": f"gpu-{minor}-counters",
-            "counters": {f"memorySlice{i}": {"value": "1"} for i in slices}}  # fmt: skip
+            "counters": {f"memory-slice-{i}": {"value": "1"} for i in slices}}  # fmt: skip
 
 
 def counter_sets(gpus: int) -> list[dict[str, Any]]:
     """One counter set per GPU: its eight memory slices."""
     return [{"name": f"gpu-{minor}-counters",
-             "counters": {f"memorySlice{i}": {"value": "1"} for i in range(8)}}
+             "counters": {f"memory-slice-{i}": {"value": "1"} for i in range(8)}}
             for minor in range(gpus)]  # fmt: skip
 
 
