@@ -122,7 +122,8 @@ def summary(doc: dict[str, object]) -> str:
             f"{frag['level']}% arrived, mean of {len(frag['seeds'])} seeds"
         )
         for p, f in frag["policies"].items():
-            lines.append(f"  {p:<22}{f['unallocated_gpu_pct']:>8}")
+            pct = f["unallocated_gpu_pct"]
+            lines.append(f"  {p:<22}{'n/a' if pct is None else pct:>8}")
     elif isinstance(frag, dict):
         lines.append(f"fragmentation ({frag['trace']}): unallocated GPU %, demand 90-100%")
         for p, f in frag["policies"].items():

@@ -137,3 +137,37 @@ def test_run_counts_failed_pods_as_arrived_and_is_deterministic(
     assert all(0 <= v <= 100 for v in lv.values())
     top = max(lv)
     assert r.unallocated_at(top) == 100 - lv[top]
+
+
+def test_simulate_command_runs_the_paper_setup(tmp_path: Path) -> None:
+    import json
+
+    from ballast.cli import main
+
+    nodes_csv, pods_csv = write_openb(tmp_path, pods=40)
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "simulate",
+            "--only",
+            "fragmentation",
+            "--setup",
+            "paper",
+            "--seeds",
+            "42,43",
+            "--policies",
+            "fgd,best-fit",
+            "--trace",
+            str(pods_csv),
+            "--nodes",
+            str(nodes_csv),
+            "--out",
+            str(out),
+            "--no-plot",
+        ]
+    )
+    assert rc == 0
+    frag = json.loads((out / "report.json").read_text())["fragmentation"]
+    assert frag["setup"] == "paper" and frag["seeds"] == [42, 43]
+    for f in frag["policies"].values():
+        assert len(f["per_seed"]) == 2 and f["curve"]
