@@ -309,7 +309,8 @@ class DraHandlers:
             results = [{"request": a.request, "driver": a.device.driver, "pool": a.device.pool,
                         "device": a.device.name} for a in mine]  # fmt: skip
             writes.append(ClaimWrite(c.namespace, c.name, c.uid,
-                                     allocation_body(d.node, results, now)))  # fmt: skip
+                                     allocation_body(d.node, results, now),
+                                     c.resource_version))  # fmt: skip
             self._dra_hold(c.uid, c.namespace, c.name, d.node, mine, cls.name, epod.tenant)
             self.dra_tentative[c.uid] = rec.uid
         return dataclasses.replace(epod, gpus=0, gpu_milli=0), writes

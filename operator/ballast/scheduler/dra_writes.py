@@ -39,6 +39,7 @@ class ClaimWrite:
     name: str
     uid: str
     allocation: Mapping[str, Any] | None
+    resource_version: str = ""  # as the informer saw it unallocated: one PATCH, no GET
 
 
 def allocation_body(node: str, results: Sequence[Mapping[str, str]], now: str) -> dict[str, Any]:
@@ -65,6 +66,19 @@ def _same_devices(a: Any, b: Mapping[str, Any]) -> bool:
 def _claim_send(actions: Actions, w: ClaimWrite, pod: Mapping[str, Any]) -> None:
     meta = pod["metadata"]
     path = RESOURCECLAIMS.path(w.name, w.namespace)
+    if w.allocation is not None and w.resource_version:
+        # The claim was unallocated (so reserved for no one) at this resourceVersion.
+        ref = {"resource": "pods", "name": meta["name"], "uid": meta["uid"]}
+        body = {"metadata": {"resourceVersion": w.resource_version},
+                "status": {"allocation": dict(w.allocation), "reservedFor": [ref]}}  # fmt: skip
+        try:
+            actions.kube.request("PATCH", f"{path}/status", body=body, content_type=MERGE,
+                                 timeout=actions.timeout_s, retries=False)  # fmt: skip
+            return
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+        # Changed since the informer saw it (or our own earlier try landed): read and check.
     live = actions.kube.request("GET", path, timeout=actions.timeout_s, retries=False)
     lmeta = live.get("metadata") or {}
     status = live.get("status") or {}
