@@ -17,9 +17,12 @@ the trace, so all GPU models appear):
 
 kube-scheduler breaks ties between equally scored nodes at random, and the
 simulator with a seeded random pick: single runs differ, so the figures are
-means over runs and seeds (with min and max). Each real run is also checked
-decision by decision: the node kube-scheduler chose must be one of the
-nodes the engine scores highest in the same state (``decisions_matching``).
+means over runs and seeds (with min and max). The real runs of the two
+configurations alternate (default, bin-packing, default, ...). Each real run
+is also checked decision by decision: the node kube-scheduler chose must be
+one of the nodes the engine scores highest in the same state
+(``decisions_matching``). The machine's load average during the run is
+printed and in the JSON (``load_avg``).
 
 unallocated pct: GPUs not allocated, in % of the cluster's GPUs, averaged
 over arrived demand from 90% to 100% (the fragmentation headline, ``*_pct``)
@@ -31,7 +34,6 @@ Prints progress to stderr and one JSON object as its last line.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
@@ -52,6 +54,7 @@ from ballast.placement.profiles import profile
 from ballast.sim import fidelity as fid
 from ballast.sim.experiments import DEFAULT_NODES, DEFAULT_PODS
 from ballast.sim.traces import load_openb_pods
+from machine import LoadSampler, describe, report
 
 NS = "fidelity"
 CONFIGS = {"default": "kube-default", "binpack": "kube-gpu-binpack"}
@@ -179,7 +182,8 @@ def main() -> int:
     ap.add_argument("--pod-timeout", type=float, default=30.0)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    load0 = os.getloadavg()
+    load = LoadSampler()
+    load.start()
 
     every = openb_nodes(Path(args.node_list))
     specs = every[:: max(1, len(every) // args.nodes)][: args.nodes]
@@ -216,31 +220,35 @@ def main() -> int:
         time.sleep(0.2)
     watch = Outcomes(kube)
     watch.start()
+    figs: dict[str, list[Any]] = {k: [] for k in CONFIGS}
+    checks: dict[str, list[Any]] = {k: [] for k in CONFIGS}
     try:
-        for key, policy in CONFIGS.items():
-            cluster.start_scheduler(config=result[key]["config"])
-            time.sleep(2)  # informers list the nodes
-            figs, checks = [], []
-            for run in range(args.runs):
+        # The two configurations alternate run by run, so a neighbour's load falls on both.
+        for run in range(args.runs):
+            for key, policy in CONFIGS.items():
+                cluster.start_scheduler(config=result[key]["config"])
+                time.sleep(2)  # informers list the nodes
                 started = time.perf_counter()
                 real = real_run(kube, watch, pods, args.pod_timeout)
-                figs.append(fid.figures(pods, [n is not None for n in real], cap))
-                checks.append(fid.agreement(nodes, pods, real, policy))
+                figs[key].append(fid.figures(pods, [n is not None for n in real], cap))
+                checks[key].append(fid.agreement(nodes, pods, real, policy))
                 log(
-                    f"real {key} run {run}: {figs[-1]} {checks[-1]} "
-                    f"({time.perf_counter() - started:.0f}s)"
+                    f"real {key} run {run}: {figs[key][-1]} {checks[key][-1]} "
+                    f"({time.perf_counter() - started:.0f}s, {describe(load.summary())})"
                 )
                 clear_pods(kube)
+                cluster.stop_scheduler()
+        for key in CONFIGS:
+            f, c = figs[key], checks[key]
             result[key]["real"] = {
-                "window_pct": fid.summary([f.window_pct for f in figs]),
-                "final_pct": fid.summary([f.final_pct for f in figs]),
-                "failed_pods": fid.summary([f.failed for f in figs]),
-                "decisions": sum(c.decisions for c in checks),
-                "decisions_matching": sum(c.matching for c in checks),
-                "mean_tied_nodes": round(sum(c.mean_ties for c in checks) / len(checks), 2),
-                "first_mismatch": next((c.first_mismatch for c in checks if c.first_mismatch), ""),
+                "window_pct": fid.summary([x.window_pct for x in f]),
+                "final_pct": fid.summary([x.final_pct for x in f]),
+                "failed_pods": fid.summary([x.failed for x in f]),
+                "decisions": sum(x.decisions for x in c),
+                "decisions_matching": sum(x.matching for x in c),
+                "mean_tied_nodes": round(sum(x.mean_ties for x in c) / len(c), 2),
+                "first_mismatch": next((x.first_mismatch for x in c if x.first_mismatch), ""),
             }
-            cluster.stop_scheduler()
     finally:
         watch.stop = True
         kube.close()
@@ -263,10 +271,11 @@ def main() -> int:
         "binpack_real_pct": result["binpack"]["real"]["window_pct"]["mean"],
         "binpack_sim_pct": result["binpack"]["sim"]["window_pct"]["mean"],
         "detail": {k: {"real": v["real"], "sim": v["sim"]} for k, v in result.items()},
-        "load_avg": {"start": round(load0[0], 2), "end": round(os.getloadavg()[0], 2)},
+        "load_avg": load.summary(stop=True),
         "seconds": round(time.perf_counter() - t0, 1),
         "max_abs_diff_pts": round(max(diffs), 3),
     }
+    report(out["load_avg"])
     print(orjson.dumps(out).decode())
     return 0
 
