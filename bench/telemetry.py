@@ -21,6 +21,10 @@ GPUs 1-7 of our node held by a pod, an XID 79 on GPU 0, then one-GPU probe
 pods until the scheduler refuses one as ``unhealthy`` instead of binding it
 (each probe that binds is deleted): the time from the XID to that refusal.
 
+The two agents run side by side over the same seconds, so a neighbour's
+load falls on both. The machine's load average during the steady state is
+printed and in the JSON (``load_avg``).
+
 The last line is one JSON object. Goals (benchmark, not test): under 1% of
 a core, under 60 MB RSS, at most one write per node per minute at steady
 state, health to avoidance under two report intervals.
@@ -52,6 +56,7 @@ from ballast.localcluster.cluster import LocalCluster
 from ballast.localcluster.fakegpu import ENV_FIXTURE, GPUFixture, build_fake_nvml
 from ballast.localcluster.nodes import profile_nodes
 from ballast.telemetry.nvml import Nvml
+from machine import LoadSampler, report
 
 NS = "bench-telemetry"
 GPUS = 8
@@ -261,6 +266,8 @@ def main() -> int:
         time.sleep(args.warmup)
         pids = {"ours": a.process.pid, "naive": b.process.pid}
         cpu0 = {k: cpu_seconds(p) for k, p in pids.items() if p}
+        load = LoadSampler()
+        load.start()
         counter.counting = True
         t0 = time.monotonic()
         rss: dict[str, list[float]] = {k: [] for k in pids}
@@ -272,6 +279,7 @@ def main() -> int:
             log(f"steady state {time.monotonic() - t0:.0f}/{args.duration:g}s")
         elapsed = time.monotonic() - t0
         counter.counting = False
+        machine = load.summary(stop=True)
         cpu = {k: 100 * (cpu_seconds(p) - cpu0[k]) / elapsed for k, p in pids.items() if p}
         with counter.lock:
             writes = {k: counter.writes.get(n, 0) * 60 / elapsed
@@ -304,7 +312,9 @@ def main() -> int:
         "cpu_ratio": round(cpu["ours"] / cpu["naive"], 3) if cpu["naive"] else None,
         "writes_ratio": round(writes["ours"] / writes["naive"], 3) if writes["naive"] else None,
         "duration_s": round(elapsed, 1),
+        "load_avg": machine,
     }
+    report(machine)
     print(orjson.dumps(result).decode())
     return 0
 
