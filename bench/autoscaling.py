@@ -14,17 +14,22 @@ the real operator, a few kwok nodes and the serving stand-in
    request, whichever came first), ``hpa`` (to the Deployment's new
    ``spec.replicas``), ``schedule`` (to every new pod bound to a node).
    Only scale-up steps count towards step-to-bound.
-   **Baseline**, measured in the same run: the same one-replica change made
-   by hand (``spec.replicas`` patched), to every pod bound: what
-   scheduling alone costs; ``vs_manual_scale_p50`` is the ratio.
+   **Baseline**, measured in the same run and alternating with the steps:
+   the same one-replica change made by hand (``spec.replicas`` patched), to
+   every pod bound: what scheduling alone costs; ``vs_manual_scale_p50`` is
+   the ratio.
 2. **Flapping.** Two more classes scale a Deployment each under the same
    noisy load: a fixed demand of ``--base`` replicas' worth at the target,
    ``base x target x (1 + U(-n, n))`` waiting requests in all, redrawn every
    scrape (the ideal count is ``base``; the noise makes the HPA want one more
    or one fewer). One class keeps the default behaviour (no
    scale-up window, 300 s scale-down window); the baseline class has both
-   windows at 0. The replica count's direction changes are counted (and
-   scaled to 10 minutes when ``--minutes`` is shorter).
+   windows at 0 (both run at the same time). The replica count's direction
+   changes are counted (and scaled to 10 minutes when ``--minutes`` is
+   shorter).
+
+The machine's load average over the run is printed and in the JSON
+(``load_avg``).
 
 The last line is one JSON object. Goals (not a test): step to bound p50
 under 45 s with a 15 s scrape and a 15 s poll; at most 2 direction changes
@@ -54,6 +59,7 @@ from ballast.localcluster.cluster import LocalCluster
 from ballast.localcluster.nodes import profile_nodes
 from ballast.localcluster.serving import ServingExporter
 from ballast.telemetry.prometheus import Prometheus
+from machine import LoadSampler, report
 
 DEPLOYMENTS = Resource("apps", "v1", "deployments", True)
 TARGET = 5
@@ -165,17 +171,16 @@ def steps(
     return out
 
 
-def manual_scale(kube: Kube, app: str, count: int) -> list[float]:
-    """The baseline: a one-replica change patched by hand, to every pod bound."""
-    times = []
-    for _ in range(count):
-        want = replicas(kube, app) + 1
-        t0 = time.time()
-        kube.patch(DEPLOYMENTS.path(app, NS), {"spec": {"replicas": want}})
-        wait(lambda: len(bound_pods(kube, app)) == want, 120, "binding")  # noqa: B023
-        times.append(time.time() - t0)
+def manual_scale(kube: Kube, app: str) -> float:
+    """The baseline: a one-replica change patched by hand, to every pod bound; then back to 1."""
+    want = replicas(kube, app) + 1
+    t0 = time.time()
+    kube.patch(DEPLOYMENTS.path(app, NS), {"spec": {"replicas": want}})
+    wait(lambda: len(bound_pods(kube, app)) == want, 120, "binding")
+    took = time.time() - t0
     kube.patch(DEPLOYMENTS.path(app, NS), {"spec": {"replicas": 1}})
-    return times
+    wait(lambda: len(bound_pods(kube, app)) == 1, 120, "scale back to 1")
+    return took
 
 
 def noisy(
@@ -220,6 +225,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="leave the bench cluster running")
     args = parser.parse_args()
+    load = LoadSampler()
+    load.start()
 
     cluster = LocalCluster("bench-autoscaling", hpa_sync_seconds=args.hpa_sync,
                            scrape_interval_s=args.scrape)  # fmt: skip
@@ -262,9 +269,14 @@ def main() -> int:
         step_app = apps[step_cls]
         wait(lambda: kube.get(f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/"
                               f"keda-hpa-ballast-deploy-{step_app}"), 120, "KEDA's HPA")  # fmt: skip
-        manual = manual_scale(kube, apps[calm], max(3, args.steps))
-        measured = steps(kube, prom, exporter, keda_metrics, step_app,
-                         f"ballast-deploy-{step_app}", args.steps)  # fmt: skip
+        # The baseline and the measured steps alternate, so a neighbour's load falls on both.
+        manual: list[float] = []
+        measured: list[dict[str, float]] = []
+        for _ in range(max(3, args.steps)):
+            manual.append(manual_scale(kube, apps[calm]))
+            if len(measured) < args.steps:
+                measured += steps(kube, prom, exporter, keda_metrics, step_app,
+                                  f"ballast-deploy-{step_app}", 1)  # fmt: skip
         flaps = noisy(kube, exporter, [apps[calm], apps[naive]], args.minutes, args.noise,
                       args.scrape, args.seed, args.base)  # fmt: skip
     finally:
@@ -297,7 +309,9 @@ def main() -> int:
         "direction_changes_10min_without_windows": round(flaps[apps[naive]][0] * per10, 1),
         "replicas_seen": flaps[apps[calm]][1],
         "replicas_seen_without_windows": flaps[apps[naive]][1],
+        "load_avg": load.summary(stop=True),
     }
+    report(result["load_avg"])
     print(orjson.dumps(result).decode())
     return 0
 
