@@ -22,10 +22,19 @@ half name a model cached on some nodes, 20% 2-GPU and 10% 4-GPU pods, and
 10% half-GPU shares (``ballast.dev/gpu-milli: 500``; kube-scheduler does not
 understand shares, so for it these pods ask for no GPU at all).
 
-The last line is one JSON object, with the machine's 1-minute load average
-while each side ran (``*_load_avg``: mean, max and cores; the two sides run
-one after the other, so compare them only at similar loads). Goals (not a
-test): ratio >= 1.0, create-to-bound p99 under 1 s, Interactive p99 under 5 s.
+Each scheduler's cost comes from its own process accounting, over the
+process that drains the backlog (its start, initial lists and every bind):
+CPU seconds (``utime + stime`` of ``/proc/<pid>/stat``) per bound pod at the
+end of the drain, and peak resident memory (``VmHWM``) at the end of its run.
+
+``--rounds N`` repeats the comparison N times, alternating which scheduler
+goes first (ballast, kube-scheduler; kube-scheduler, ballast; ...), and
+reports each figure's median over the rounds, so that a neighbour's load
+cannot favour one side. The last line is one JSON object, with the machine's
+1-minute load average while each side ran (``*_load_avg``: mean, max and
+cores, over all its rounds). Goals (not a test): ratio >= 1.0, CPU seconds
+per bound pod no more than kube-scheduler's, create-to-bound p99 under 1 s,
+Interactive p99 under 5 s.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import sys
 import threading
 import time
@@ -51,6 +61,7 @@ from ballast.localcluster.cluster import LocalCluster
 from ballast.localcluster.nodes import profile_nodes
 from ballast.placement.profiles import profile
 from ballast.sim.fidelity import scheduler_config
+from machine import LoadSampler, cpu_seconds, describe, status_mb
 
 NS = "bench"
 
@@ -105,28 +116,6 @@ class BindWatch(threading.Thread):
                     self.nominated.setdefault(obj["metadata"]["name"], time.monotonic())
                 if self.stop:
                     break
-
-
-class LoadSampler(threading.Thread):
-    """The machine's 1-minute load average, sampled every second while one side runs."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.samples: list[float] = [os.getloadavg()[0]]
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(1.0):
-            self.samples.append(os.getloadavg()[0])
-
-    def summary(self) -> dict[str, float]:
-        self.done.set()
-        s = self.samples
-        return {
-            "mean": round(sum(s) / len(s), 2),
-            "max": round(max(s), 2),
-            "cores": os.cpu_count() or 0,
-        }
 
 
 def pod_body(
@@ -264,6 +253,15 @@ class Runner:
     def scheduler_name(self) -> str:
         return "ballast" if self.which == "ballast" else "default-scheduler"
 
+    @property
+    def pid(self) -> int | None:
+        """The running scheduler's process id (kube-scheduler's from the cluster's state)."""
+        if self.proc is not None:
+            return self.proc.pid
+        state = self.cluster.state
+        comp = state.components.get("kube-scheduler") if state else None
+        return comp.pid if comp else None
+
     def start(self) -> None:
         if self.proc is not None:
             self.proc.start()
@@ -287,7 +285,7 @@ class Runner:
 def run_one(args: argparse.Namespace, which: str) -> dict[str, Any]:
     load = LoadSampler()
     load.start()
-    cluster = LocalCluster("bench-throughput")
+    cluster = LocalCluster(args.cluster_name)
     cluster.down(purge=True)
     kubeconfig = cluster.up()
     kube = Kube.connect(str(kubeconfig), qps_pool=32)
@@ -342,21 +340,27 @@ def run_one(args: argparse.Namespace, which: str) -> dict[str, Any]:
     t0 = time.monotonic()
     runner.start()
     wait_bound(watch, names, want, args.timeout)
+    pid = runner.pid
+    cpu = cpu_seconds(pid) if pid else None
     bound = [watch.bound[n] for n in names if n in watch.bound]
     drain_s = (max(bound) - t0) if bound else float("nan")
     result.update({"bound": len(bound), "placeable": want, "drain_seconds": round(drain_s, 2)})
     result["pods_per_s"] = round(len(bound) / drain_s, 1) if bound else 0.0
+    if cpu is not None and bound:
+        result["cpu_seconds"] = round(cpu, 2)
+        result["cpu_ms_per_pod"] = round(1000 * cpu / len(bound), 3)
     print(f"   throughput phase: {result}", file=sys.stderr, flush=True)
     if which == "ballast" and args.interactive:
         result["interactive_bound_p99_s_under_full_cluster"] = interactive_probe(args, kube, watch)
-    if runner.proc is not None:
-        result["scheduler_rss_mb"] = round(runner.proc.rss_mb() or 0, 1)
-        result["scheduler_peak_rss_mb"] = round(runner.proc.rss_mb("VmHWM") or 0, 1)
+    if (pid := runner.pid) is not None:
+        result["scheduler_rss_mb"] = round(status_mb(pid, "VmRSS") or 0, 1)
+        result["scheduler_peak_rss_mb"] = round(status_mb(pid, "VmHWM") or 0, 1)
     runner.stop()
     watch.stop = True
     kube.close()
     cluster.down()  # logs stay for a look (the next run purges them)
-    result["load_avg"] = load.summary()
+    result["load_avg"] = load.summary(stop=True)
+    print(f"   {which}: {describe(result['load_avg'])}", file=sys.stderr, flush=True)
     return result
 
 
@@ -388,6 +392,24 @@ def interactive_probe(args: argparse.Namespace, kube: Kube, watch: BindWatch) ->
     return round(pct(lat, 99), 3)
 
 
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side's figures over its rounds: the median of each number, the load over all."""
+    out: dict[str, Any] = {}
+    for key in runs[0]:
+        values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
+        if key != "load_avg" and values:
+            out[key] = round(statistics.median(values), 3)
+    loads = [r["load_avg"] for r in runs]
+    n = sum(x["samples"] for x in loads)
+    out["load_avg"] = {
+        "mean": round(sum(x["mean"] * x["samples"] for x in loads) / n, 2),
+        "max": max(x["max"] for x in loads),
+        "cores": loads[0]["cores"],
+        "samples": n,
+    }
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -417,14 +439,21 @@ def main() -> int:
         default="kube-default",
         help="kube-scheduler's configuration: stock, or MostAllocated on nvidia.com/gpu",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat both sides, alternating which goes first"
+    )
+    parser.add_argument("--cluster-name", default="bench-throughput")
     args = parser.parse_args()
-    results = {}
-    for which in ("ballast", "kube-scheduler"):
-        if args.only and which != args.only:
-            continue
-        print(f"== {which}", file=sys.stderr)
-        results[which] = run_one(args, which)
-        print(f"   {results[which]}", file=sys.stderr)
+    runs: dict[str, list[dict[str, Any]]] = {"ballast": [], "kube-scheduler": []}
+    for r in range(args.rounds):
+        order = ["ballast", "kube-scheduler"]
+        for which in order if r % 2 == 0 else reversed(order):
+            if args.only and which != args.only:
+                continue
+            print(f"== {which} (round {r + 1} of {args.rounds})", file=sys.stderr)
+            runs[which].append(run_one(args, which))
+            print(f"   {runs[which][-1]}", file=sys.stderr)
+    results = {w: combine(rs) for w, rs in runs.items() if rs}
     b, k = results.get("ballast", {}), results.get("kube-scheduler", {})
     out = {
         "bench": "cluster_throughput",
@@ -449,6 +478,16 @@ def main() -> int:
         "kube_scheduler_drain_seconds": k.get("drain_seconds"),
         "ballast_scheduler_rss_mb": b.get("scheduler_rss_mb"),
         "ballast_scheduler_peak_rss_mb": b.get("scheduler_peak_rss_mb"),
+        "kube_scheduler_peak_rss_mb": k.get("scheduler_peak_rss_mb"),
+        # Process accounting (/proc/<pid>/stat utime+stime) of the scheduler that drained.
+        "ballast_cpu_ms_per_pod": b.get("cpu_ms_per_pod"),
+        "kube_scheduler_cpu_ms_per_pod": k.get("cpu_ms_per_pod"),
+        "cpu_per_pod_ratio": (
+            round(b["cpu_ms_per_pod"] / k["cpu_ms_per_pod"], 3)
+            if b.get("cpu_ms_per_pod") and k.get("cpu_ms_per_pod")
+            else None
+        ),
+        "rounds": args.rounds,
         # The machine's 1-minute load average while each side ran (other work shares the cores).
         "ballast_load_avg": b.get("load_avg"),
         "kube_scheduler_load_avg": k.get("load_avg"),
