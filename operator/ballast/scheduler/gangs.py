@@ -278,6 +278,11 @@ class Ganging:
                                   "it is scheduled alone when room appears")  # fmt: skip
         log.info("group placed", extra=kv(group=str(key), members=len(plan.placed),
                                           domain=plan.domain))  # fmt: skip
+        ref = self.groups.refs.get(key)
+        if ref is not None:  # the group-level record, on the PodGroup itself
+            nodes = ", ".join(f"{m.pod.name}@{m.node}" for m in plan.placed)
+            self.actions.event(ref, "Normal", "GroupScheduled", f"{plan.message()}: {nodes}"[:900],
+                               kind="PodGroup", api_version=ref["apiVersion"])  # fmt: skip
 
     def _unplaceable(
         self, key: GroupKey, views: list[tuple[PodRecord, ClassPolicy, Pod]], plan: GroupPlan,

@@ -190,6 +190,8 @@ class GroupBook:
 
     def __init__(self) -> None:
         self.specs: dict[GroupKey, Mapped] = {}
+        # What an event about the PodGroup object needs (kind, version, name, uid).
+        self.refs: dict[GroupKey, dict[str, Any]] = {}
         self.reservations: dict[GroupKey, Reservation] = {}
         # After a reservation expires, the group reserves again only once it has
         # more members than it had then (so it cannot hold room forever).
@@ -203,7 +205,15 @@ class GroupBook:
         old = self.specs.get(key)
         if deleted:
             self.specs.pop(key, None)
+            self.refs.pop(key, None)
             return key if old is not None else None
+        meta = obj.get("metadata") or {}
+        uid = meta.get("uid") if isinstance(meta, Mapping) else None
+        self.refs[key] = {
+            "apiVersion": str(obj.get("apiVersion") or ""),
+            "metadata": {"namespace": key.namespace, "name": key.name,
+                         "uid": uid if isinstance(uid, str) else ""},
+        }  # fmt: skip
         new = plugins_group(obj) if kind == PLUGINS_KIND else kube_group(obj)
         if old is not None and old.value == new.value and old.problems == new.problems:
             return None

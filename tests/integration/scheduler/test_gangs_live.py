@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from kutil import Kubectl, wait_for
-from sutil import gpu_node, wait_ready
+from sutil import gpu_node, pod_events, wait_ready
 
 from ballast.api import wellknown as wk
 from ballast.kube.raw import PODS, Kube, Resource
@@ -132,6 +132,13 @@ def test_indexed_job_waits_whole_and_starts_whole(
     nodes = wait_for(lambda: (b := bound(kube, namespace, "train")) and len(b) == 4 and b,
                      what="all 4 workers bound", timeout=30)  # fmt: skip
     assert len(set(nodes)) == 4
+    events = wait_for(
+        lambda: [
+            e for e in pod_events(kube, namespace, "train") if e["reason"] == "GroupScheduled"
+        ],
+        what="GroupScheduled event on the PodGroup",
+    )
+    assert events[0]["regarding"]["kind"] == "PodGroup", events[0]
 
 
 def gang_pod(kube: Kube, namespace: str, name: str, tid: str, group: str) -> None:

@@ -50,6 +50,7 @@ def test_gang_waits_whole_then_starts_whole() -> None:
     run(s)
     assert bound(actions) == {f"train-{i}" for i in range(4)}
     assert len({b[1] for b in actions.binds}) == 4
+    assert ("train", "GroupScheduled") in actions.events  # on the PodGroup itself
 
 
 def test_missing_and_invalid_groups_are_reasons_not_crashes() -> None:
