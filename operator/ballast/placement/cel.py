@@ -120,7 +120,9 @@ def compile_selector(expression: str) -> Any:
         return _ENV.program(ast, functions=_FUNCTIONS)
     except Exception as exc:  # the parser raises several types; all mean "does not compile"
         column = getattr(exc, "column", None)
-        where = f"syntax error at column {column}" if isinstance(column, int) else type(exc).__name__
+        where = (
+            f"syntax error at column {column}" if isinstance(column, int) else type(exc).__name__
+        )
         raise CelError(f"CEL expression {expression!r} does not compile: {where}") from None
 
 
