@@ -17,11 +17,18 @@ over kube-scheduler's.
 (with shared counters, so neither scheduler can give out a GPU and one of its
 partitions together). The same seeded backlog of claims, 40% one MIG device,
 30% one GPU, 15% two, 10% four, 5% eight (1.5 times the cluster's GPUs by
-default), is placed by each scheduler until nothing more binds. Reported per
-side: GPU capacity allocated (milli-GPUs; a 1g device is 125), GPUs with nothing
+default), is placed by each scheduler until nothing more binds. A one-shot fill of an
+empty cluster fragments nothing (both sides fill it), so then comes churn:
+the pods still waiting go, a seeded half of the first wave's names finish
+(pod and claim deleted: the same names on both sides, wherever each side put
+them), and a second seeded wave of the mix's multi-GPU claims (2, 4 and 8
+GPUs in its proportions; the cluster's GPUs in demand) arrives into the
+holes: what the first wave's placement left whole is what they can use. Reported per side after the second wave: GPU
+capacity allocated (milli-GPUs; a 1g device is 125), whole GPUs with nothing
 allocated while pods wait (``unallocated_gpus``), GPUs holding only MIG
-devices, and pods left waiting. ratio = Ballast's allocated GPU capacity over
-kube-scheduler's (higher: less left stranded).
+devices, pods left waiting and the whole GPUs they ask for, and the same
+after the first wave (``first_*``). ratio = Ballast's allocated GPU capacity
+over kube-scheduler's after the churn (higher: less left stranded).
 
 The last line is one JSON object with the ratio, the counts behind it and the
 machine's load average while each side ran.
@@ -139,20 +146,17 @@ def run_side(args: argparse.Namespace, cluster: LocalCluster, kube: Kube, side: 
         cluster.start_scheduler(config={"clientConnection": {"qps": args.qps,
                                                              "burst": args.burst}})  # fmt: skip
     want = len(names) if args.mode == "throughput" else None
-    last, changed, last_bind = -1, time.monotonic(), t0
-    while time.monotonic() - t0 < args.timeout:
-        n = bound_count(kube, ns)
-        if n != last:
-            last, changed = n, time.monotonic()
-            last_bind = changed
-        if (want is not None and n >= want) or (n > 0 and time.monotonic() - changed > args.stall):
-            break
-        time.sleep(0.25)
+    last, last_bind = settle(args, kube, ns, t0, want)
     out: dict[str, Any] = {"bound": last, "pods": len(names)}
     out["seconds"] = round(last_bind - t0, 2)
     out["pods_per_s"] = round(last / (last_bind - t0), 1) if last > 0 else 0.0
     if args.mode == "fragmentation":
-        out.update(fragmentation(kube, ns, kinds, args.nodes))
+        kind_of = {n: k for n, k in zip(names, kinds, strict=True)}
+        first = fragmentation(kube, ns, kind_of, args.nodes)
+        out.update({f"first_{k}": v for k, v in first.items()})
+        kind_of.update(churn(args, kube, ns, names, scheduler))
+        settle(args, kube, ns, time.monotonic(), None)
+        out.update(fragmentation(kube, ns, kind_of, args.nodes))
     out["load_avg"] = load.summary(since=mark)
     if proc is not None:
         alive = proc.alive()
@@ -168,7 +172,55 @@ def run_side(args: argparse.Namespace, cluster: LocalCluster, kube: Kube, side: 
     return out
 
 
-def fragmentation(kube: Kube, ns: str, kinds: list[str], nodes: int) -> dict[str, Any]:
+def settle(args: argparse.Namespace, kube: Kube, ns: str, t0: float,
+           want: int | None) -> tuple[int, float]:  # fmt: skip
+    """Wait until ``want`` pods are bound, or no bind came for ``--stall`` seconds."""
+    last, changed, last_bind = -1, time.monotonic(), t0
+    while time.monotonic() - t0 < args.timeout:
+        n = bound_count(kube, ns)
+        if n != last:
+            last, changed = n, time.monotonic()
+            last_bind = changed
+        if (want is not None and n >= want) or (n > 0 and time.monotonic() - changed > args.stall):
+            break
+        time.sleep(0.25)
+    return last, last_bind
+
+
+def _remove(kube: Kube, ns: str, names: list[str]) -> None:
+    """Delete pods and their claims, and wait until the claims are gone (devices free)."""
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda n: kube.delete(PODS.path(n, namespace=ns)), names))
+        list(pool.map(lambda n: kube.delete(RESOURCECLAIMS.path(n, namespace=ns)), names))
+    gone = set(names)
+    while any(c["metadata"]["name"] in gone
+              for c in kube.list(RESOURCECLAIMS.path(namespace=ns))["items"]):  # fmt: skip
+        time.sleep(0.25)
+
+
+def churn(args: argparse.Namespace, kube: Kube, ns: str, names: list[str],
+          scheduler: str) -> dict[str, str]:  # fmt: skip
+    """Waiting pods go, a seeded half of the first wave ends, a second wave arrives."""
+    pods = kube.list(PODS.path(namespace=ns))["items"]
+    waiting = [p["metadata"]["name"] for p in pods if not p["spec"].get("nodeName")]
+    rng = random.Random(args.seed * 1009 + 1)
+    ending = sorted(rng.sample(names, len(names) // 2))
+    _remove(kube, ns, sorted(set(waiting) | set(ending)))
+    big = [(k, w) for k, w in KINDS if MILLI[k] >= 2000]
+    rng2 = random.Random(args.seed * 1009 + 2)
+    table = [k for k, w in big for _ in range(w)]
+    mean = sum(w * MILLI[k] for k, w in big) / sum(w for _, w in big) / 1000
+    second = [rng2.choice(table) for _ in range(round(args.nodes * 8 / mean))]
+    fresh = [f"q-{i}" for i in range(len(second))]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda a: kube.create(RESOURCECLAIMS.path(namespace=ns),
+                                            claim_body(ns, *a)), zip(fresh, second, strict=True)))  # fmt: skip
+    for n in fresh:
+        kube.create(PODS.path(namespace=ns), pod_body(ns, n, scheduler))
+    return dict(zip(fresh, second, strict=True))
+
+
+def fragmentation(kube: Kube, ns: str, kind_of: dict[str, str], nodes: int) -> dict[str, Any]:
     claims = {c["metadata"]["name"]: c for c in
               kube.list(RESOURCECLAIMS.path(namespace=ns))["items"]}  # fmt: skip
     used: dict[tuple[str, str], int] = {}  # (pool, gpu) → milli
@@ -182,7 +234,6 @@ def fragmentation(kube: Kube, ns: str, kinds: list[str], nodes: int) -> dict[str
             )
     pods = kube.list(PODS.path(namespace=ns))["items"]
     waiting = [p["metadata"]["name"] for p in pods if not p["spec"].get("nodeName")]
-    kind_of = {f"p-{i}": k for i, k in enumerate(kinds)}
     total = nodes * 8
     return {
         "allocated_milli": sum(used.values()),
@@ -234,8 +285,9 @@ def main() -> int:
                               "ratio": round(b / k, 3) if k else None}  # fmt: skip
     fields = ["bound", "pods_per_s", "seconds"]
     if args.mode == "fragmentation":
-        fields += ["allocated_milli", "unallocated_gpus", "mig_only_gpus", "waiting",
-                   "waiting_whole_gpus"]  # fmt: skip
+        fields += [f"{pre}{f}" for pre in ("first_", "") for f in (
+            "allocated_milli", "unallocated_gpus", "mig_only_gpus", "waiting",
+            "waiting_whole_gpus")]  # fmt: skip
     for side, short in (("ballast", "ballast"), ("kube-scheduler", "kube")):
         for f in fields:
             result[f"{f}_{short}"] = med(side, f)
