@@ -81,6 +81,16 @@ def test_allocation_over_time_and_the_peak() -> None:
     s = summarize(pods, capacity_gpus=4, end_s=4)
     assert s["peak"] == {"t_s": 1, "demand_gpus": 3.5, "allocated_gpus": 2, "unallocated_gpus": 2}
     assert s["gpu_allocation_mean_pct"] == 30.0  # 6 GPU-steps of 20
+    assert s["gpu_work_served_mean_pct"] == 30.0  # no share taken whole: served = allocated
+
+
+def test_work_served_counts_a_share_as_its_fraction_where_a_whole_gpu_was_taken() -> None:
+    # kube-scheduler gives a 0.5-GPU share a whole GPU: allocated 1, served 0.5.
+    pods = [tl("s", "Offline", 0, 0, milli=1000, work_milli=500), tl("w", "Offline", 0, 0)]
+    series = allocation_series(pods, capacity_gpus=4, end_s=1, step_s=1)
+    assert series["allocated_gpus"] == [2, 2] and series["served_gpus"] == [1.5, 1.5]
+    s = summarize(pods, capacity_gpus=4, end_s=1)
+    assert (s["gpu_allocation_mean_pct"], s["gpu_work_served_mean_pct"]) == (50.0, 37.5)
 
 
 def test_recorder_folds_watch_events_into_timelines() -> None:
@@ -119,6 +129,7 @@ def test_recorder_folds_watch_events_into_timelines() -> None:
     assert p1.reasons == {"Unschedulable"} and p1.cache_hit is False and p1.cold_start_s == 7.0
     assert rec.nodes_to_write.get_nowait() == "n1"
     assert (p2.ended, p2.end, p2.gpu_milli) == (4.0, "completed", 1000)  # a share is a GPU here
+    assert p2.work_milli == 500  # and half a GPU of the trace's work
     # A deletion nobody asked for is a preemption.
     rec2 = Recorder(None, plan, shares=True, caches=ModelCaches(100), t0=0)  # type: ignore[arg-type]
     rec2.handle("ADDED", {"metadata": meta2, "spec": {"nodeName": "n1"}})

@@ -111,8 +111,9 @@ class Recorder(threading.Thread):
             if tl is None:
                 milli = rp.demand_milli if self.shares or not rp.gpu_milli else 1000
                 tl = self.timelines[key] = Timeline(
-                    rp.name, rp.namespace, rp.kind, rp.tier, milli, now, models=rp.models
-                )
+                    rp.name, rp.namespace, rp.kind, rp.tier, milli, now,
+                    work_milli=rp.demand_milli, models=rp.models,
+                )  # fmt: skip
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
             node = spec.get("nodeName")
             if node and tl.bound is None:

@@ -39,6 +39,10 @@ class Timeline:
     ended: float | None = None
     end: str = ""  # completed | removed | preempted | "" (still there)
     reasons: set[str] = field(default_factory=set)
+    # The trace's GPU demand in milli-GPUs, the same on both schedulers (a share
+    # is its fraction here even where the scheduler took a whole GPU for it); -1:
+    # gpu_milli.
+    work_milli: int = -1
     models: tuple[str, ...] = ()
     cache_hit: bool | None = None  # set at bind for pods that load a model
     cold_start_s: float = 0.0  # trace seconds of model load paid at bind (misses)
@@ -60,25 +64,33 @@ def _r(x: float | None, nd: int = 2) -> float | None:
 def allocation_series(
     pods: Sequence[Timeline], capacity_gpus: int, end_s: float, step_s: float
 ) -> dict[str, list[float]]:
-    """GPUs allocated (bound pods) and demanded (bound or waiting pods) at each step."""
+    """GPUs allocated (bound pods), the trace's GPU work they serve, and GPUs demanded.
+
+    Allocated counts what the scheduler took (a whole GPU for a share where it
+    knows no shares); served counts the trace's demand of the bound pods, the
+    same measure on both schedulers; demand counts bound and waiting pods.
+    """
     times: list[float] = []
     allocated: list[float] = []
+    served: list[float] = []
     demand: list[float] = []
     t = 0.0
     while t <= end_s + 1e-9:
-        alloc = 0
-        want = 0
+        alloc = work = want = 0
         for p in pods:
             stop = p.ended if p.ended is not None else float("inf")
             if p.created <= t < stop:
                 want += p.gpu_milli
                 if p.bound is not None and p.bound <= t:
                     alloc += p.gpu_milli
+                    work += p.gpu_milli if p.work_milli < 0 else p.work_milli
         times.append(round(t, 3))
         allocated.append(min(alloc / 1000, float(capacity_gpus)))
+        served.append(min(work / 1000, float(capacity_gpus)))
         demand.append(want / 1000)
         t += step_s
-    return {"t_s": times, "allocated_gpus": allocated, "demand_gpus": demand}
+    return {"t_s": times, "allocated_gpus": allocated, "served_gpus": served,
+            "demand_gpus": demand}  # fmt: skip
 
 
 def summarize(
@@ -106,6 +118,7 @@ def summarize(
         }
     series = allocation_series(pods, capacity_gpus, end_s, step_s)
     alloc, demand = series["allocated_gpus"], series["demand_gpus"]
+    served = series["served_gpus"]
     peak = max(range(len(demand)), key=lambda i: (demand[i], -i)) if demand else 0
     loading = [p for p in pods if p.models and p.bound is not None]
     return {
@@ -119,6 +132,9 @@ def summarize(
         "gpu_capacity": capacity_gpus,
         "gpu_allocation_mean_pct": _r(100 * sum(alloc) / len(alloc) / capacity_gpus)
         if alloc and capacity_gpus
+        else None,
+        "gpu_work_served_mean_pct": _r(100 * sum(served) / len(served) / capacity_gpus)
+        if served and capacity_gpus
         else None,
         "peak": {
             "t_s": series["t_s"][peak] if demand else None,

@@ -46,6 +46,7 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
     for tier in TIERS:
         out.append([f"preemptions of {tier}", *(_f(x["tiers"][tier]["preempted"]) for x in s)])
     out.append(["GPU allocation, mean", *(_f(x["gpu_allocation_mean_pct"], " %") for x in s)])
+    out.append(["GPU work served, mean", *(_f(x.get("gpu_work_served_mean_pct"), " %") for x in s)])
     out.append(
         [
             "unallocated GPUs at peak demand",
@@ -111,6 +112,8 @@ def plots(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
     for name in names:
         series = doc["schedulers"][name]["series"]
         ax.plot(series["t_s"], series["allocated_gpus"], label=f"{name}: allocated")
+        if "served_gpus" in series:
+            ax.plot(series["t_s"], series["served_gpus"], "--", label=f"{name}: work served")
     first = doc["schedulers"][names[0]]["series"]
     ax.plot(first["t_s"], first["demand_gpus"], ":", color="grey", label=f"{names[0]}: demand")
     ax.axhline(doc["schedulers"][names[0]]["gpu_capacity"], color="black", lw=0.8, label="capacity")
