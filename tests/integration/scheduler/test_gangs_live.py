@@ -218,39 +218,3 @@ def test_bad_groups_are_reasons_on_the_pods(
     wait_for(lambda: (kube.get(PODS.path("missing-0", namespace)) or {}).get("spec", {})
              .get("nodeName"), what="bound once its group exists", timeout=20)  # fmt: skip
     assert gang_scheduler.alive()
-
-
-def test_workload_api_job_gang(gang_scheduler: Any, kube: Kube, namespace: str, tid: str) -> None:
-    """With the Workload API on (BALLAST_FEATURE_GATES=GenericWorkload=true,WorkloadWithJob=true
-    when the session cluster starts), the Job controller gives a gang Job a PodGroup and its
-    pods spec.schedulingGroup; Ballast keeps them whole the same way."""
-    served = kube.get("/apis/scheduling.k8s.io/v1beta1") or {}
-    if not any(r.get("name") == "podgroups" for r in served.get("resources") or ()):
-        pytest.skip("the cluster does not serve scheduling.k8s.io/v1beta1 PodGroups")
-    for i in range(2):
-        gpu_node(kube, f"wl-{tid}-{i}", test=tid)
-    wait_ready(kube, tid, 2)
-    res = {wk.GPU_RESOURCE: "8"}
-    template = {"spec": {
-        "schedulerName": NAME, "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
-        "nodeSelector": {"ballast.dev/test": tid},
-        "tolerations": [{"key": "ballast.dev/test", "operator": "Exists", "effect": "NoSchedule"}],
-        "containers": [{"name": "w", "image": "registry.local/train:1",
-                        "resources": {"limits": res, "requests": res}}],
-    }}  # fmt: skip
-    body = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "wl"},
-            "spec": {"completionMode": "Indexed", "completions": 3, "parallelism": 3,
-                     "scheduling": {"schedulingPolicy": {"gang": {}}}, "template": template}}  # fmt: skip
-    kube.create(JOBS.path(namespace=namespace), body)
-
-    def waiting() -> list[dict[str, Any]] | None:
-        pods = job_pods(kube, namespace, "wl")
-        conds = [condition(p) for p in pods]
-        ok = len(pods) == 3 and all(c.get("reason") == "Unschedulable" for c in conds)
-        return conds if ok else None
-
-    conds = wait_for(waiting, what="the Job's 3 pods waiting whole", timeout=30)
-    assert "waiting: 2 of 3 members fit; 1 needs 8 GPUs on one node" in conds[0]["message"]
-    assert bound(kube, namespace, "wl") == []
-    gpu_node(kube, f"wl-{tid}-2", test=tid)
-    wait_for(lambda: len(bound(kube, namespace, "wl")) == 3, what="all 3 bound", timeout=30)
