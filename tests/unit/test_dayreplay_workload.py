@@ -59,7 +59,8 @@ def test_plan_compresses_every_time_by_the_speedup() -> None:
     assert plan.classes["genai-batch"].preemption.min_runtime_s == pytest.approx(1.0)
     assert plan.classes["research"].preemption.grace_period_s == pytest.approx(30 / 120)
     research = wl.class_body(plan.classes["research"])
-    assert research["spec"]["preemption"]["gracePeriodSeconds"] == 1
+    # Whole seconds in the API, the nearest: 0.25 s is 0 (ceil made it 1 s, 4x too long).
+    assert research["spec"]["preemption"]["gracePeriodSeconds"] == 0
     assert plan.classes["research"].window == wl.WINDOW
     assert plan.window_open_s == pytest.approx(0.25 * 120)
     assert plan.counts() == {"serving": 1, "batch": 1, "background": 1}
