@@ -168,3 +168,13 @@ def test_progress_line_off_a_terminal_prints_every_ten_seconds() -> None:
         and "0:10/1:00" in lines[1]
         and "[####################]" in lines[2]
     )
+
+
+def test_work_served_after_the_window_opens_leaves_out_the_held_start() -> None:
+    # Nothing runs for the first 2 s (the window is shut), then 2 of 4 GPUs.
+    pods = [tl("a", "Offline", 0, 2), tl("b", "Offline", 0, 2)]
+    s = summarize(pods, capacity_gpus=4, end_s=3, window_open_s=2)
+    assert s["gpu_work_served_mean_pct"] == 25.0  # steps 0..3: 0, 0, 2, 2 of 4
+    assert s["gpu_work_served_after_window_opens_mean_pct"] == 50.0  # steps 2, 3
+    no_window = summarize(pods, capacity_gpus=4, end_s=3)
+    assert no_window["gpu_work_served_after_window_opens_mean_pct"] is None

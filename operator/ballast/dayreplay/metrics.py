@@ -61,6 +61,10 @@ def _r(x: float | None, nd: int = 2) -> float | None:
     return None if x is None else round(x, nd)
 
 
+def _mean_pct(values: Sequence[float], capacity: int) -> float | None:
+    return _r(100 * sum(values) / len(values) / capacity) if values and capacity else None
+
+
 def allocation_series(
     pods: Sequence[Timeline], capacity_gpus: int, end_s: float, step_s: float
 ) -> dict[str, list[float]]:
@@ -94,9 +98,17 @@ def allocation_series(
 
 
 def summarize(
-    pods: Sequence[Timeline], capacity_gpus: int, end_s: float, step_s: float = 1.0
+    pods: Sequence[Timeline],
+    capacity_gpus: int,
+    end_s: float,
+    step_s: float = 1.0,
+    window_open_s: float | None = None,
 ) -> dict[str, Any]:
-    """Every figure of the report for one scheduler."""
+    """Every figure of the report for one scheduler.
+
+    ``window_open_s``: when the batch window opened; the work served from then
+    on is reported apart, the figure that the window's hold does not weigh on.
+    """
     tiers: dict[str, Any] = {}
     for tier in TIERS:
         mine = [p for p in pods if p.tier == tier]
@@ -135,6 +147,12 @@ def summarize(
         else None,
         "gpu_work_served_mean_pct": _r(100 * sum(served) / len(served) / capacity_gpus)
         if served and capacity_gpus
+        else None,
+        "gpu_work_served_after_window_opens_mean_pct": _mean_pct(
+            [x for t, x in zip(series["t_s"], served, strict=True) if t >= window_open_s],
+            capacity_gpus,
+        )
+        if window_open_s is not None
         else None,
         "peak": {
             "t_s": series["t_s"][peak] if demand else None,

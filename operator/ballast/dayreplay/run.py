@@ -219,7 +219,8 @@ def _drive(
     show = drv.progress_printer(label, plan.config.replay_s)
     outcome = drv.drive(kube, plan, scheduler, classes, shares, caches, show)
     capacity = sum(n.gpus for n in opts_specs(opts))
-    summary = summarize(outcome.timelines, capacity, outcome.end_s)
+    summary = summarize(outcome.timelines, capacity, outcome.end_s,
+                        window_open_s=plan.window_open_s)  # fmt: skip
     return Side(scheduler, outcome, summary)
 
 
