@@ -53,6 +53,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="placement policy (ballast, kube-default, fgd, best-fit)",
     )
     parser.add_argument(
+        "--pod-initial-backoff-seconds",
+        type=float,
+        default=1.0,
+        help="a pod that found no room waits this long before its next attempt, doubling "
+        "with each attempt in a row (kube-scheduler's podInitialBackoffSeconds; 0: none)",
+    )
+    parser.add_argument(
+        "--pod-max-backoff-seconds",
+        type=float,
+        default=10.0,
+        help="the most that backoff grows to (kube-scheduler's podMaxBackoffSeconds)",
+    )
+    parser.add_argument(
         "--kube-api-qps", type=float, default=50.0, help="client QPS (<= 0: unlimited)"
     )
     parser.add_argument("--kube-api-burst", type=int, default=100, help="client burst")
@@ -148,7 +161,12 @@ def build(args: argparse.Namespace) -> tuple[Scheduler, list[Informer], Kube]:
         actions,
         events,
         clock,
-        Config(scheduler_name=args.scheduler_name, profile=args.profile),
+        Config(
+            scheduler_name=args.scheduler_name,
+            profile=args.profile,
+            pod_initial_backoff_s=args.pod_initial_backoff_seconds,
+            pod_max_backoff_s=args.pod_max_backoff_seconds,
+        ),
         metrics,
         source,
     )

@@ -17,4 +17,10 @@ class Config:
     # podMaxInUnschedulablePodsDuration), so a change a hint misses strands none.
     flush_s: float = 300.0
     status_s: float = 5.0  # GPUQuota / WorkloadClass status refresh
+    # kube-scheduler's podInitialBackoffSeconds and podMaxBackoffSeconds: a pod that
+    # found no room (or no quota) n times in a row is tried again, once a change may
+    # help it, no sooner than initial * 2^(n-1) (at most max) after its last attempt,
+    # so a backlog is not retried on every pod that ends (0: no backoff).
+    pod_initial_backoff_s: float = 1.0
+    pod_max_backoff_s: float = 10.0
     seed: int = 0

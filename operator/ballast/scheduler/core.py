@@ -55,7 +55,7 @@ from ballast.scheduler.podcache import PodCache, PodRecord
 from ballast.scheduler.policies import Policies
 from ballast.scheduler.preempting import Preemptions
 from ballast.scheduler.preemptor import Preempting
-from ballast.scheduler.schedqueue import SchedulingQueue, backoff
+from ballast.scheduler.schedqueue import SchedulingQueue, backoff, unschedulable_backoff
 from ballast.scheduler.sources import AnnotationSource, NodeDataSource
 from ballast.scheduler.status import status_writes
 from ballast.scheduler.watch import WatchHandlers
@@ -75,6 +75,8 @@ EVENT_RETRIES = 5
 # pod is re-mapped, not re-decided, when something changes.
 _UNUSABLE = ("UnknownClass", "InvalidClass", "ClassNotAllowed", "InvalidRequest")
 _WARNING_REASONS = (*_UNUSABLE, "InvalidSchedule", "BindRefused")
+# Reasons whose pods back off before their next attempt (schedqueue.unschedulable_backoff).
+_BACKOFF_REASONS = ("Unschedulable", "QuotaExceeded")
 _KINDS = (
     "nodes",
     "pods",
@@ -385,6 +387,16 @@ class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
         self.queue.park(rec)
         rec.reason, rec.message = reason, message
         rec.wake = wakes_for(reason, rejections, preempts)
+        if reason in _BACKOFF_REASONS:
+            rec.parks += 1
+            cfg = self.config
+            wait = unschedulable_backoff(
+                rec.parks, cfg.pod_initial_backoff_s, cfg.pod_max_backoff_s
+            )
+            due = self.clock.monotonic() + wait
+            rec.retry_at = max(rec.retry_at, due)
+        elif reason == "Preempting" and rec.failures == 0:
+            rec.retry_at = 0.0  # room is being made for it: it competes first once made
         pod = rec.pod
         rec.need = (
             Size(pod.gpus, pod.gpu_milli, pod.cpu_milli, pod.memory_mib)

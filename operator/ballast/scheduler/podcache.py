@@ -47,6 +47,7 @@ class PodRecord:
     retry_at: float = 0.0  # not tried before this (monotonic)
     retrying: str = ""  # the reason it waited, while given another attempt
     failures: int = 0  # consecutive failed attempts (errors, failed binds)
+    parks: int = 0  # consecutive attempts that found no room or no quota (backoff on wake)
     wake: Change = Change.ALL  # while parked: the changes that can help it (see hints.py)
     need: Size | None = None  # while parked for room: its request (room elsewhere cannot help)
 

@@ -27,6 +27,18 @@ def backoff(failures: int, rng: random.Random | None = None) -> float:
     return float(base * (0.8 + 0.4 * jitter))
 
 
+def unschedulable_backoff(parks: int, initial_s: float, max_s: float) -> float:
+    """Seconds before the next attempt after ``parks`` attempts in a row found no room.
+
+    kube-scheduler's pod backoff (``initial_s * 2^(parks-1)``, at most ``max_s``):
+    without it a backlog of parked pods is retried on every pod that ends, and
+    those retries take the scheduling thread from new pods.
+    """
+    if parks <= 0 or initial_s <= 0:
+        return 0.0
+    return float(min(max_s, initial_s * 2 ** min(parks - 1, 20)))
+
+
 class SchedulingQueue:
     """Active and parked pods, by uid."""
 

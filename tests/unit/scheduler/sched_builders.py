@@ -104,7 +104,9 @@ def make(
     q: queue.Queue[Event] = queue.Queue()
     actions = RecordingActions()
     clock = FakeClock(dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC))
-    s = Scheduler(actions, q, clock, Config())  # type: ignore[arg-type]
+    # No pod backoff here: these tests step a fake clock and expect a woken pod to be
+    # tried at once; the backoff has its own tests (test_pod_backoff.py).
+    s = Scheduler(actions, q, clock, Config(pod_initial_backoff_s=0))  # type: ignore[arg-type]
     for kind in s.required:
         q.put(Event(kind, "RELIST", {}))
     for kind, obj in objects:

@@ -78,7 +78,8 @@ def test_source_prefers_record_and_falls_back_to_annotation() -> None:
 def make(*objects: tuple[str, dict[str, Any]]) -> tuple[Scheduler, RecordingActions]:
     q: queue.Queue[Event] = queue.Queue()
     actions = RecordingActions()
-    s = Scheduler(actions, q, FakeClock(NOW), Config(), source=RecordSource())  # type: ignore[arg-type]
+    cfg = Config(pod_initial_backoff_s=0)  # woken pods tried at once (see test_pod_backoff.py)
+    s = Scheduler(actions, q, FakeClock(NOW), cfg, source=RecordSource())  # type: ignore[arg-type]
     s.required.add(RECORDS)
     for kind in s.required:
         q.put(Event(kind, "RELIST", {}))

@@ -94,7 +94,8 @@ def test_locality_follows_the_record_inventory_over_annotations(warm: str) -> No
     cold = "b" if warm == "a" else "a"
     q: queue.Queue[Event] = queue.Queue()
     actions = RecordingActions()
-    s = Scheduler(actions, q, FakeClock(NOW), Config(), source=RecordSource())  # type: ignore[arg-type]
+    cfg = Config(pod_initial_backoff_s=0)  # woken pods tried at once (see test_pod_backoff.py)
+    s = Scheduler(actions, q, FakeClock(NOW), cfg, source=RecordSource())  # type: ignore[arg-type]
     s.required.add(RECORDS)
     p = pod("p")
     p["metadata"]["annotations"] = {wk.ANNOTATION_MODELS: "llama-70b"}
