@@ -283,6 +283,11 @@ class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
         if rec.uid in self.pods.records:
             self.queue.add(rec)
 
+    def _interactive(self, rec: PodRecord) -> bool:
+        """Whether the pod's class is in the Interactive tier (never held by backoff:
+        such pods are few, and how soon they start is what the tier promises)."""
+        return self.policies.class_policy(rec.labels.get(wk.LABEL_CLASS, "")).tier == "Interactive"
+
     def _queue_key(self, rec: PodRecord) -> QueueKey:
         pod = rec.pod or Pod(rec.namespace, rec.name, rec.uid)
         return queue_key(pod, self.policies.class_policy(rec.labels.get(wk.LABEL_CLASS, "")))
@@ -387,7 +392,7 @@ class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
         self.queue.park(rec)
         rec.reason, rec.message = reason, message
         rec.wake = wakes_for(reason, rejections, preempts)
-        if reason in _BACKOFF_REASONS:
+        if reason in _BACKOFF_REASONS and not self._interactive(rec):
             rec.parks += 1
             cfg = self.config
             wait = unschedulable_backoff(

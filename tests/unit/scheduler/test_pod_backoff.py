@@ -78,3 +78,18 @@ def test_a_new_pod_and_a_preemptor_are_not_held_by_backoff() -> None:
     q.put(Event("pods", "DELETED", pod("o", cls="off", node_name="a")))
     run(s)  # no clock advance: the preemptor takes the room it made at once
     assert [b[0] for b in actions.binds] == ["chat"]
+
+
+def test_an_interactive_pod_is_never_held_by_backoff() -> None:
+    objs: list[tuple[str, dict[str, Any]]] = [
+        ("workloadclasses", wlc("chat", tier="Interactive")),
+        ("nodes", node("a", 1)),
+        ("pods", pod("theirs", node_name="a")),
+        ("pods", pod("chat", cls="chat")),
+    ]
+    s, actions, q = _with_backoff(*objs)
+    run(s)
+    assert actions.conditions["chat"][0] == "Unschedulable"
+    q.put(Event("pods", "DELETED", pod("theirs", node_name="a")))
+    run(s)  # no clock advance
+    assert [b[0] for b in actions.binds] == ["chat"]
