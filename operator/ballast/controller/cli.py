@@ -118,6 +118,11 @@ def run(args: argparse.Namespace) -> int:
                 peering_name=peering or None,
                 priority=priority,
                 liveness_endpoint=args.liveness,
+                # A class's change handlers (PriorityClass, PDBs, ScaledObjects)
+                # are independent: run them in one cycle, so a change costs one
+                # progress patch (and one watch event back) instead of one per
+                # handler. A handler that fails is retried alone with its backoff.
+                lifecycle=kopf.lifecycles.all_at_once,
             )
         )
     finally:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import warnings
 from typing import Any
 
+import aiohttp
 import kopf
 
 from ballast.api.peering import PEERING_GROUP, PEERING_PLURAL, PEERING_VERSION
@@ -38,6 +40,14 @@ def retry_delay(retry: int) -> float:
     """Seconds before retry number ``retry`` (0 for the first) of a failed reconciliation."""
     return float(min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** min(max(retry, 0), 16)))
 
+
+# kopf's own HTTP client has no bound on connections: a burst of events over
+# thousands of classes opened one TLS connection per concurrent request
+# (hundreds, each with its buffers and a handshake on both sides). The
+# operator's session keeps kopf's credentials and bounds the pool; the watch
+# streams (one per watched kind, about 25) hold a connection each, so the
+# bound leaves about a hundred for requests, which wait for a free one.
+API_CONNECTIONS = 128
 
 PEERING_LIFETIME_SECONDS = 15
 CLUSTER_PEERINGS = Resource(PEERING_GROUP, PEERING_VERSION, PEERING_PLURAL, False)
@@ -73,6 +83,31 @@ def ensure_peering_object(kube: Kube, name: str) -> None:
                 f"{PEERING_GROUP}) is not installed; kubectl apply -f crds/"
             ) from exc
         raise
+
+
+@kopf.on.login()
+async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+    """kopf's own login (kubeconfig, in-cluster, exec plugins), over a bounded connection pool."""
+    info = kopf.login_via_client(**kwargs)
+    if info is None:
+        return None
+    with warnings.catch_warnings():  # kopf's basic-auth helper warns of its own deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        auth = info.as_aiohttp_basic_auth()
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=API_CONNECTIONS, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        auth=auth,
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        default_namespace=info.default_namespace,
+        priority=info.priority,
+        expiration=info.expiration,
+        aiohttp_session=session,
+    )
 
 
 @kopf.on.startup()
@@ -114,6 +149,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.peering.stealth = True
 
     memo.kube = Kube.connect(os.environ.get(ENV_KUBECONFIG) or None)
+    # The resync loop runs outside kopf's handlers and checks peering itself.
+    memo.settings = settings
     if not settings.peering.standalone:
         # kopf only patches the peering object's status; without the object
         # a mandatory peering pauses forever, so create it.

@@ -54,6 +54,24 @@ def class_pod_namespaces(
     return {str(labels[LABEL_CLASS]): (str(namespace), scalable)}
 
 
+def _ours(labels: kopf.Labels, **_: Any) -> bool:
+    return labels.get(LABEL_MANAGED_BY) == MANAGED_BY and str(
+        labels.get("ballast.dev/owner", "")
+    ).startswith("workloadclass.")
+
+
+@kopf.index(*PDB, when=_ours)
+def class_pdbs(namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[str, str]:
+    """class name → each namespace where a Ballast PDB of the class exists (the watch's view)."""
+    class_name = labels.get(LABEL_CLASS)
+    return {class_name: str(namespace)} if isinstance(class_name, str) else {}
+
+
+def _has_pdbs(indexes: Mapping[str, Any], class_name: str) -> bool:
+    index: Any = indexes.get("class_pdbs") or {}
+    return bool(index.get(class_name))
+
+
 def _namespaces(indexes: Mapping[str, Any], class_name: str) -> frozenset[logic.Footprint]:
     index: Any = indexes.get("class_pod_namespaces") or {}
     return logic.footprints(index.get(class_name, ()))
@@ -89,6 +107,15 @@ async def reconcile_class(
                 spec = WorkloadClassSpec.model_validate(entry["spec"])
             except ValidationError:
                 return []  # reported by the class's own reconciliation; leave PDBs as they are
+        if not namespaces and not _has_pdbs(indexes, class_name):
+            # No live pod of the class and no PDB of it in the watch's view:
+            # nothing to apply or delete, so no LIST (thousands of classes
+            # without pods cost the API server nothing on a resync).
+            _synced[class_name] = namespaces
+            if entry is None:
+                _synced.pop(class_name, None)
+                _locks.pop(class_name, None)
+            return []
         kube: Kube = memo.kube
         try:
             plan, errors = await asyncio.to_thread(_sync, kube, class_name, uid, spec, namespaces)
@@ -152,12 +179,6 @@ async def class_pod_disruption(labels: kopf.Labels, memo: Any, **kwargs: Any) ->
     class_name = str(labels.get(LABEL_CLASS, ""))
     if _synced.get(class_name) != _namespaces(kwargs, class_name):
         await reconcile_class(memo, kwargs, class_name)
-
-
-def _ours(labels: kopf.Labels, **_: Any) -> bool:
-    return labels.get(LABEL_MANAGED_BY) == MANAGED_BY and str(
-        labels.get("ballast.dev/owner", "")
-    ).startswith("workloadclass.")
 
 
 @kopf.on.event(*PDB, when=_ours)

@@ -70,6 +70,31 @@ def scaling_statefulsets(
     return {cls: w} if w is not None and cls is not None else {}
 
 
+def _ours(labels: kopf.Labels, **_: Any) -> bool:
+    return labels.get(LABEL_MANAGED_BY) == MANAGED_BY and str(
+        labels.get("ballast.dev/owner", "")
+    ).startswith("workloadclass.")
+
+
+@kopf.index(*SCALED_OBJECT, when=_ours)
+def class_scaled_objects(namespace: str | None, name: str, labels: kopf.Labels, **_: Any) -> Any:
+    """class name → each Ballast ScaledObject of the class (the watch's view)."""
+    class_name = labels.get(LABEL_CLASS)
+    return {class_name: (str(namespace), name)} if isinstance(class_name, str) else {}
+
+
+def _quiet(indexes: Mapping[str, Any], entry: Mapping[str, Any] | None, class_name: str) -> bool:
+    """The class does not scale, has no ScaledObject and no ScalingReady: nothing to do.
+
+    Read from the watches (kopf indexes), so that the thousands of classes
+    without scaling cost no API call when they change or resync.
+    """
+    if entry is None or entry["spec"].get("scaling"):
+        return False
+    index: Any = indexes.get("class_scaled_objects") or {}
+    return not index.get(class_name) and sync.CONDITION not in entry.get("conditions", ())
+
+
 def _workloads(indexes: Mapping[str, Any], class_name: str) -> frozenset[logic.Workload]:
     found: set[logic.Workload] = set()
     for key in ("scaling_deployments", "scaling_statefulsets"):
@@ -150,6 +175,10 @@ async def reconcile_class(
                 return []  # reported by the class's own reconciliation
         if entry is None and class_name not in _synced:
             return []
+        if _quiet(indexes, entry, class_name):
+            _synced.pop(class_name, None)
+            _written.pop(class_name, None)
+            return []
         try:
             outcome = await asyncio.to_thread(
                 _sync, memo.kube, class_name, uid, spec, where, memo.clock.now()
@@ -206,12 +235,6 @@ async def deployment_scaling(memo: Any, **kwargs: Any) -> None:
 async def statefulset_scaling(memo: Any, **kwargs: Any) -> None:
     """A StatefulSet changed: reconcile the classes whose workloads changed."""
     await _reconcile_changed(memo, kwargs)
-
-
-def _ours(labels: kopf.Labels, **_: Any) -> bool:
-    return labels.get(LABEL_MANAGED_BY) == MANAGED_BY and str(
-        labels.get("ballast.dev/owner", "")
-    ).startswith("workloadclass.")
 
 
 @kopf.on.event(*SCALED_OBJECT, when=_ours)

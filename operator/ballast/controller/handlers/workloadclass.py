@@ -18,10 +18,56 @@ WLC = (GROUP, VERSION, "workloadclasses")
 
 @kopf.index(*WLC)
 def workloadclass_index(
-    name: str, uid: str, spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
+    name: str,
+    uid: str,
+    spec: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    status: Mapping[str, Any],
+    **_: Any,
 ) -> dict[str, Any]:
-    """name → what drift repair needs to rebuild the PriorityClass without a GET."""
-    return {name: {"uid": uid, "spec": dict(spec), "deleting": bool(meta.get("deletionTimestamp"))}}
+    """name → what drift repair needs to rebuild the PriorityClass without a GET.
+
+    ``conditions`` are the types the class's status has, so that a handler
+    can tell without a GET that there is no condition of its own to remove.
+    """
+    types = tuple(
+        str(c.get("type")) for c in (status.get("conditions") or ()) if isinstance(c, Mapping)
+    )
+    return {
+        name: {
+            "uid": uid,
+            "spec": dict(spec),
+            "deleting": bool(meta.get("deletionTimestamp")),
+            "conditions": types,
+        }
+    }
+
+
+def reconcile(
+    name: str,
+    uid: str,
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    memo: Any,
+    indexes: Mapping[str, Any],
+) -> logic.Outcome:
+    """The class's PriorityClass made right (from the indexes' view) and the status it earns."""
+    priorityclass_index: Any = indexes["priorityclass_index"]
+    batchwindow_index: Any = indexes["batchwindow_index"]
+    window = spec.get("window")
+    pcs: Any = priorityclass_index.get(priority_class_name(name), [])
+    return logic.reconcile(
+        memo.kube,
+        name=name,
+        uid=uid,
+        generation=meta.get("generation"),
+        spec=spec,
+        old_status=status,
+        actual_pc=next(iter(pcs), None),
+        window_exists=None if not window else window in batchwindow_index,
+        now=memo.clock.now(),
+    )
 
 
 def run(
@@ -36,21 +82,7 @@ def run(
     indexes: Mapping[str, Any],
 ) -> None:
     """Reconcile, post events, write status; raise TemporaryError (backoff) when it failed."""
-    priorityclass_index: kopf.Index[str, Any] = indexes["priorityclass_index"]
-    batchwindow_index: kopf.Index[str, Any] = indexes["batchwindow_index"]
-    window = spec.get("window")
-    pcs: Any = priorityclass_index.get(priority_class_name(name), [])
-    outcome = logic.reconcile(
-        memo.kube,
-        name=name,
-        uid=uid,
-        generation=meta.get("generation"),
-        spec=spec,
-        old_status=status,
-        actual_pc=next(iter(pcs), None),
-        window_exists=None if not window else window in batchwindow_index,
-        now=memo.clock.now(),
-    )
+    outcome = reconcile(name, uid, spec, status, meta, memo, indexes)
     for type_, reason, message in outcome.events:
         post(body, type_, reason, message)
     if dict(status) | outcome.status != dict(status):
