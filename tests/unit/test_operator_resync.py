@@ -100,8 +100,14 @@ def test_scaling_leftovers_are_cleaned_through_the_api() -> None:
         indexes(class_scaled_objects={"c": [("ns", "so")]}),
         {
             "workloadclass_index": {
-                "c": [{"uid": "u1", "spec": {"tier": "Offline"}, "deleting": False,
-                       "conditions": ("Ready", "ScalingReady")}]  # fmt: skip
+                "c": [
+                    {
+                        "uid": "u1",
+                        "spec": {"tier": "Offline"},
+                        "deleting": False,
+                        "conditions": ("Ready", "ScalingReady"),
+                    }
+                ]
             }
         },
     ):
