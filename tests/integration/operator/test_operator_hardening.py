@@ -268,6 +268,19 @@ def test_two_peered_replicas_only_the_leader_acts(
             "replica-a": 100,
             "replica-b": 200,
         }
+        # kopf starts a replica paused and resumes it when its peering watch
+        # finds no higher peer, which a can do before b's keep-alive lands; it
+        # pauses again when it sees b. Wait until a is not in such a resume,
+        # or the class below can reach a's queue while a still acts.
+        def a_paused() -> bool:
+            text = replicas["a"].log_path.read_text(errors="replace")
+            return text.rfind("Pausing operations") >= text.rfind("Resuming operations")
+
+        wait_for(a_paused, timeout=30, what="replica a paused")
+        # kopf ends a paused replica's watch streams a moment after it logs the
+        # pause (an event already on the wire is still handled); it logs no
+        # signal for that, so give it a second.
+        time.sleep(1.0)
         first = uniq("ha-first")
         kube.create(WORKLOADCLASSES.path(), wlc(first))
         wait_for(lambda: ready(kube, WORKLOADCLASSES, first), timeout=60, what="Ready")
