@@ -268,6 +268,7 @@ def test_two_peered_replicas_only_the_leader_acts(
             "replica-a": 100,
             "replica-b": 200,
         }
+
         # kopf starts a replica paused and resumes it when its peering watch
         # finds no higher peer, which a can do before b's keep-alive lands; it
         # pauses again when it sees b. Wait until a is not in such a resume,
