@@ -33,6 +33,11 @@ main() {
   module_version() { # module path, wrapper dir -> version required there
     (cd "$here/$2" && go list -m -f '{{.Version}}' "$1")
   }
+  module_dir() { # module path, wrapper dir -> its source in the module cache
+    # `go list -m` names no directory for a module not yet downloaded (a
+    # fresh machine): download it first.
+    (cd "$here/$2" && go mod download "$1" && go list -m -f '{{.Dir}}' "$1")
+  }
 
   for c in "${components[@]}"; do
     echo "==> building $c into $out"
@@ -63,7 +68,7 @@ main() {
       prometheus)
         # remove_all_sd: only the file and static service discovery that Ballast writes;
         # no cloud SDKs in the binaries. The version is the module's VERSION file.
-        dir=$(cd "$here/prometheus" && go list -m -f '{{.Dir}}' github.com/prometheus/prometheus)
+        dir=$(module_dir github.com/prometheus/prometheus prometheus)
         when=$(cd "$here/prometheus" && go list -m -f '{{.Time.UTC.Format "20060102-15:04:05"}}' github.com/prometheus/prometheus)
         p=github.com/prometheus/common/version
         ld="-X $p.Version=$(cat "$dir/VERSION") -X $p.Revision=$(module_version github.com/prometheus/prometheus prometheus)"
@@ -75,7 +80,7 @@ main() {
       # >>> tool keda
       keda)
         # Every scaler is compiled in (KEDA registers them all); ldflags as KEDA's Makefile sets.
-        dir=$(cd "$here/keda" && go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2)
+        dir=$(module_dir github.com/kedacore/keda/v2 keda)
         v=$(module_version github.com/kedacore/keda/v2 keda)
         ld="-X github.com/kedacore/keda/v2/version.Version=${v#v} -X github.com/kedacore/keda/v2/version.GitCommit=$v"
         echo "    keda operator (cmd/operator -> keda)"
