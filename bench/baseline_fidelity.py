@@ -226,8 +226,7 @@ def main() -> int:
         # The two configurations alternate run by run, so a neighbour's load falls on both.
         for run in range(args.runs):
             for key, policy in CONFIGS.items():
-                cluster.start_scheduler(config=result[key]["config"])
-                time.sleep(2)  # informers list the nodes
+                cluster.start_scheduler(config=result[key]["config"])  # returns once ready
                 started = time.perf_counter()
                 real = real_run(kube, watch, pods, args.pod_timeout)
                 figs[key].append(fid.figures(pods, [n is not None for n in real], cap))

@@ -41,6 +41,8 @@ from ballast.localcluster.cluster import LocalCluster
 from ballast.localcluster.components import FEATURE_GATES_ENV
 from ballast.localcluster.kwokstages import RUN_FOR_ANNOTATION
 from ballast.localcluster.nodes import profile_nodes
+from ballast.localcluster.probe import wait_ok
+from ballast.localcluster.processes import free_ports
 from ballast.sim import gangs as simgangs
 from machine import LoadSampler
 
@@ -204,10 +206,12 @@ def main() -> int:
         lk.create_nodes(api, specs)
         lk.wait_nodes_ready(api, [s.name for s in specs], 120)
         ensure_crds(kube)
+        port = free_ports(1)[0]
         proc = BallastProcess("bench-gang-scheduler", ["--log-level", "WARNING", "scheduler",
-                              "--kube-api-qps", "0"], kubeconfig, cluster.layout.root)  # fmt: skip
+                              "--kube-api-qps", "0", "--metrics-port", str(port)],
+                              kubeconfig, cluster.layout.root)  # fmt: skip
         proc.start()
-        time.sleep(3)
+        wait_ok(f"http://127.0.0.1:{port}/readyz", 120, alive=proc.alive)
         sides: dict[str, list[dict[str, Any]]] = {"ballast": [], "kube": []}
         order = ["ballast", "kube"]
         for r in range(args.repeat):

@@ -129,7 +129,7 @@ def test_scheduler_config_fills_only_what_is_missing(tmp_path: Path) -> None:
 def test_health_urls() -> None:
     assert comp.health_url("etcd", 1) == "http://127.0.0.1:1/health"
     assert comp.health_url("kube-apiserver", 2) == "https://127.0.0.1:2/readyz"
-    assert comp.health_url("kube-scheduler", 3) == "https://127.0.0.1:3/healthz"
+    assert comp.health_url("kube-scheduler", 3) == "https://127.0.0.1:3/readyz"
     assert comp.health_url("kwok", 4) == "http://127.0.0.1:4/healthz"
 
 

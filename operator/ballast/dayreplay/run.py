@@ -39,6 +39,7 @@ from ballast.localcluster import kube as lk
 from ballast.localcluster.ballast_procs import BallastProcess
 from ballast.localcluster.cluster import LocalCluster
 from ballast.localcluster.nodes import NodeSpec, openb_nodes
+from ballast.localcluster.probe import wait_ok
 from ballast.placement.profiles import profile
 from ballast.sim.fidelity import scheduler_config
 
@@ -151,9 +152,10 @@ def run_ballast(
     operator = BallastProcess(
         "replay-operator", ["--log-level", "WARNING", "operator"], kubeconfig, root
     )
+    port = _free_port()
     scheduler = BallastProcess(
         "replay-scheduler",
-        ["--log-level", "WARNING", "scheduler", "--metrics-port", str(_free_port())],
+        ["--log-level", "WARNING", "scheduler", "--metrics-port", str(port)],
         kubeconfig,
         root,
     )
@@ -166,7 +168,7 @@ def run_ballast(
             if pc["metadata"]["name"] in set(classes.values())
         ]
         scheduler.start()
-        time.sleep(3)  # informers list the nodes
+        wait_ok(f"http://127.0.0.1:{port}/readyz", 120, alive=scheduler.alive)
         # The window's one opening is on the clock before the first pod exists.
         _window(kube, plan, time.time())
         side = _drive(opts, plan, kube, "ballast", classes, shares=True, label="Ballast")
@@ -196,8 +198,8 @@ def run_kube(
             if pc.get("preemptionPolicy"):
                 body["preemptionPolicy"] = pc["preemptionPolicy"]
             kube.create(PRIORITY_CLASSES.path(), body)
+        # Returns once kube-scheduler's /readyz says its informers have listed.
         cluster.start_scheduler(config=scheduler_config(profile(opts.baseline)))
-        time.sleep(3)  # informers list the nodes
         return _drive(
             opts, plan, kube, "default-scheduler", classes, shares=False, label=opts.baseline
         )

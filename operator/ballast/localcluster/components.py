@@ -239,7 +239,8 @@ def health_url(component: str, port: int) -> str:
         return f"http://127.0.0.1:{port}/health"
     if component == "kwok":
         return f"http://127.0.0.1:{port}/healthz"
-    if component == "kube-apiserver":
+    if component in ("kube-apiserver", "kube-scheduler"):
+        # kube-scheduler's /readyz waits for its informers' first lists (sched-handler-sync).
         return f"https://127.0.0.1:{port}/readyz"
     if component == "prometheus":
         return f"http://127.0.0.1:{port}/-/ready"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import http.client
 import ssl
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 from ballast.localcluster.certs import PKI
 
@@ -41,3 +43,25 @@ def get_body(url: str, context: ssl.SSLContext | None = None, timeout_s: float =
     with urllib.request.urlopen(url, context=context, timeout=timeout_s) as resp:
         body: bytes = resp.read()
         return body
+
+
+def wait_ok(
+    url: str,
+    timeout_s: float,
+    alive: Callable[[], bool] = lambda: True,
+    interval_s: float = 0.05,
+) -> float:
+    """Seconds until ``GET url`` answers 200 (a TLS certificate is not checked).
+
+    Raises ``TimeoutError`` after ``timeout_s``, and ``RuntimeError`` as soon as
+    ``alive()`` says the process behind the URL has exited.
+    """
+    ctx = insecure_context() if url.startswith("https:") else None
+    t0 = time.monotonic()
+    while get(url, context=ctx, timeout_s=1.0) != 200:
+        if not alive():
+            raise RuntimeError(f"{url}: the process exited before it was ready")
+        if time.monotonic() - t0 > timeout_s:
+            raise TimeoutError(f"{url}: not ready after {timeout_s:.0f}s")
+        time.sleep(interval_s)
+    return time.monotonic() - t0

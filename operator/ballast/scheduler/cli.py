@@ -31,6 +31,8 @@ from ballast.scheduler.actions import Actions
 from ballast.scheduler.core import Config, Scheduler
 from ballast.scheduler.dra_writes import dra_informers
 from ballast.scheduler.group_informers import group_informers
+from ballast.scheduler.health import Health
+from ballast.scheduler.health import serve as serve_probes
 from ballast.scheduler.informer import Event, Informer
 from ballast.scheduler.leader import DEFAULT_TIMING, LeaderElector, Timing
 from ballast.scheduler.metrics import SchedulerMetrics, node_model
@@ -75,7 +77,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=64,
         help="threads for API writes (binds run concurrently, like kube-scheduler's per-pod binding goroutines)",
     )
-    parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics here (0: off)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve /metrics, and the probes /healthz and /readyz, on this port (0: off)",
+    )
     parser.add_argument(
         "--leader-elect", action="store_true", help="hold a Lease; only the holder schedules"
     )
@@ -216,8 +223,9 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     # SIGUSR1 logs the scheduler's view of every node (what it thinks is free and why).
     signal.signal(signal.SIGUSR1, lambda *_: sched.request_dump())
+    health = Health(sched.clock.monotonic, sched.pending_lists)
     if args.metrics_port:
-        sched.metrics.serve(args.metrics_port)
+        serve_probes(sched.metrics.registry, health, args.metrics_port)
     for inf in informers:
         inf.start()
     if args.extender:
@@ -230,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
         )
         while not stop.is_set():
             sched.step(0.1)
+            health.beat()
         server.shutdown()
         return 0
     elector = None
@@ -270,6 +279,7 @@ def run(args: argparse.Namespace) -> int:
         if elector is not None:
             sched.leader = elector.leading()
         sched.step(0.05)
+        health.beat()
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(os.environ["BALLAST_PROFILE"])

@@ -135,6 +135,10 @@ class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
         """All informers have listed once."""
         return self.required <= self.synced
 
+    def pending_lists(self) -> set[str]:
+        """The informers that have not listed once yet (safe from any thread)."""
+        return self.required - self.synced
+
     # ------------------------------------------------------------------- loop
     def step(self, wait_s: float = 0.05) -> int:
         """Drain events, then (as leader) place up to ``max_batch`` pods; returns pods tried."""

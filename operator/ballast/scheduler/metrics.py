@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -156,7 +156,3 @@ class SchedulerMetrics:
         Read under ``lock``; ``model_of(node)`` names a node's GPU model ("" unknown).
         """
         self.registry.register(PodInfo(placements, lock, model_of))
-
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
-        """Serve ``/metrics`` on ``addr:port`` from a background thread."""
-        start_http_server(port, addr=addr, registry=self.registry)

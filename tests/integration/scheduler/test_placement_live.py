@@ -172,3 +172,7 @@ def test_metrics_endpoint(scheduler: Any, kube: Kube, namespace: str, tid: str) 
     assert series["ballast_scheduler_decision_seconds_count"] >= 1
     assert 'ballast_scheduler_pending_pods{tier="Interactive"}' in series
     assert any(k.startswith("ballast_scheduler_pod_scheduling_seconds_count{") for k in series)
+    # The probes on the same port: the scheduler has listed everything, and its loop runs.
+    for probe in ("readyz", "healthz"):
+        url = f"http://127.0.0.1:{scheduler.metrics_port}/{probe}"
+        assert urllib.request.urlopen(url, timeout=5).read() == b"ok\n"
