@@ -90,7 +90,9 @@ class BindWatch(threading.Thread):
         self.kube = kube
         self.bound: dict[str, float] = {}
         self.nominated: dict[str, float] = {}
+        self.nominated_to: dict[str, str] = {}
         self.deleted = 0
+        self.deleted_from: dict[str, list[float]] = {}  # node -> when pods bound there went
         self.stop = False
 
     def run(self) -> None:
@@ -112,12 +114,17 @@ class BindWatch(threading.Thread):
                     ]
                     break
                 rv = obj["metadata"]["resourceVersion"]
+                node = (obj.get("spec") or {}).get("nodeName")
                 if kind == "DELETED":
                     self.deleted += 1
-                elif (obj.get("spec") or {}).get("nodeName"):
+                    if node:
+                        self.deleted_from.setdefault(node, []).append(time.monotonic())
+                elif node:
                     self.bound.setdefault(obj["metadata"]["name"], time.monotonic())
-                elif (obj.get("status") or {}).get("nominatedNodeName"):
-                    self.nominated.setdefault(obj["metadata"]["name"], time.monotonic())
+                elif nominated := (obj.get("status") or {}).get("nominatedNodeName"):
+                    name = obj["metadata"]["name"]
+                    self.nominated.setdefault(name, time.monotonic())
+                    self.nominated_to.setdefault(name, nominated)
                 if self.stop:
                     break
 
@@ -404,9 +411,19 @@ def interactive_probe(args: argparse.Namespace, kube: Kube, watch: BindWatch) ->
         for n in made
         if n in watch.bound and n in watch.nominated
     ]
+    # The victim's side: from the nomination to the first pod seen gone from that node.
+    to_gone, gone_to_bound = [], []
+    for n, at in watch.nominated.items():
+        gone = [t for t in watch.deleted_from.get(watch.nominated_to[n], ()) if t >= at]
+        if n in made and gone:
+            to_gone.append(min(gone) - at)
+            if n in watch.bound:
+                gone_to_bound.append(watch.bound[n] - min(gone))
     print(
         f"   interactive: create->nominated p50 {pct(to_nominated, 50):.2f}s p99 {pct(to_nominated, 99):.2f}s; "
-        f"nominated->bound p50 {pct(nominated_to_bound, 50):.2f}s p99 {pct(nominated_to_bound, 99):.2f}s; "
+        f"nominated->bound p50 {pct(nominated_to_bound, 50):.2f}s p99 {pct(nominated_to_bound, 99):.2f}s "
+        f"(nominated->a victim gone p50 {pct(to_gone, 50):.2f}s p99 {pct(to_gone, 99):.2f}s; "
+        f"gone->bound p50 {pct(gone_to_bound, 50):.2f}s p99 {pct(gone_to_bound, 99):.2f}s); "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
         file=sys.stderr,
         flush=True,

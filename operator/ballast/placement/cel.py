@@ -107,7 +107,14 @@ _FUNCTIONS: dict[str, Any] = {
     "isGreaterThan": lambda a, b: celtypes.BoolType(_cmp(a, b) > 0),
     "isLessThan": lambda a, b: celtypes.BoolType(_cmp(a, b) < 0),
 }
-_ENV = celpy.Environment()
+
+
+@lru_cache(maxsize=1)
+def _env() -> celpy.Environment:
+    """The CEL environment, built on first use: building its parser takes about a second,
+    which every process that imports the engine would otherwise pay at start, with or
+    without a DRA selector to compile."""
+    return celpy.Environment()
 
 
 @lru_cache(maxsize=4096)
@@ -116,8 +123,9 @@ def compile_selector(expression: str) -> Any:
     if not expression.strip():
         raise CelError("empty CEL expression")
     try:
-        ast = _ENV.compile(expression)
-        return _ENV.program(ast, functions=_FUNCTIONS)
+        env = _env()
+        ast = env.compile(expression)
+        return env.program(ast, functions=_FUNCTIONS)
     except Exception as exc:  # the parser raises several types; all mean "does not compile"
         column = getattr(exc, "column", None)
         where = (
