@@ -330,17 +330,26 @@ class Ganging:
         """A single pod's plan with gang victims' whole groups added (None: a mate may not go)."""
         if plan is None:
             return None
-        return whole_groups(self.engine, self.snapshot, pod, plan, self._victim_groups(),
+        keys: set[GroupKey] = set()
+        for v in plan.victims:
+            rec = self.pods.get(v.uid)
+            key = pod_group(rec.obj).value if rec is not None else None
+            if key is not None:
+                keys.add(key)
+        if not keys:  # the common case: no victim belongs to a gang, no walk over every pod
+            return plan
+        return whole_groups(self.engine, self.snapshot, pod, plan, self._victim_groups(keys),
                             now=now_s, budgets=self.policies.budgets())  # fmt: skip
 
-    def _victim_groups(self) -> dict[str, tuple[str, ...]]:
-        """For each placed pod of a gang, the uids of all its group's placed pods."""
+    def _victim_groups(self, only: set[GroupKey] | None = None) -> dict[str, tuple[str, ...]]:
+        """For each placed pod of a gang (of a group in ``only``, when given), the uids of
+        all its group's placed pods."""
         by_key: dict[GroupKey, list[str]] = {}
         for uid in self.snapshot.pods:
             rec = self.pods.get(uid)
             if rec is None or not (rec.node or rec.stage in ("inflight", "placed")):
                 continue
             key = pod_group(rec.obj).value
-            if key is not None:
+            if key is not None and (only is None or key in only):
                 by_key.setdefault(key, []).append(uid)
         return {u: tuple(us) for us in by_key.values() for u in us}
