@@ -521,6 +521,10 @@ class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
     # ---------------------------------------------------------------- windows
     def _window_states(self, now: dt.datetime) -> dict[str, WindowState]:
         states, edge = self.policies.window_states(now)
+        # An edge passed since the last look wakes the pods held by windows, even
+        # when it is this cycle, deciding other pods, that notices it first.
+        if self._window_edge_passed():
+            self.changes.add(Change.WINDOW)
         self._next_window_edge = edge
         return states
 
