@@ -141,13 +141,20 @@ def test_recorder_folds_watch_events_into_timelines() -> None:
 
 
 def test_report_table_json_and_html(tmp_path: Path) -> None:
-    a = summarize([tl("a", "Interactive", 0, 1), tl("b", "Offline", 0, None)], 2, 4)
-    b = summarize([tl("a", "Interactive", 0, 2), tl("b", "Offline", 0, 3)], 2, 4)
+    a = summarize([tl("a", "Interactive", 0, 1), tl("b", "Offline", 0, None)], 2, 4,
+                  window_open_s=2)  # fmt: skip
+    b = summarize([tl("a", "Interactive", 0, 2), tl("b", "Offline", 0, 3)], 2, 4,
+                  window_open_s=2)  # fmt: skip
     doc = report.document({"minutes": 1}, {"serving": 1}, {"ballast": a, "kube-gpu-binpack": b})
     assert doc["queue_wait_p99_s"]["ballast"]["Interactive"] == 1
     assert doc["queue_wait_p99_s"]["kube-gpu-binpack"]["Offline"] == 3
     text = report.table(doc)
     assert "Interactive queue wait p99" in text and "kube-gpu-binpack" in text.splitlines()[0]
+    after = next(line for line in text.splitlines() if "after the window opens" in line)
+    assert after.split()[-4:] == [
+        f"{a['gpu_work_served_after_window_opens_mean_pct']:.2f}", "%",
+        f"{b['gpu_work_served_after_window_opens_mean_pct']:.2f}", "%",
+    ]  # fmt: skip
     js, page = report.write(doc, tmp_path / "out")
     assert orjson.loads(js.read_bytes())["queue_wait_p99_s"] == doc["queue_wait_p99_s"]
     body = page.read_text()

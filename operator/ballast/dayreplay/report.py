@@ -47,6 +47,8 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
         out.append([f"preemptions of {tier}", *(_f(x["tiers"][tier]["preempted"]) for x in s)])
     out.append(["GPU allocation, mean", *(_f(x["gpu_allocation_mean_pct"], " %") for x in s)])
     out.append(["GPU work served, mean", *(_f(x.get("gpu_work_served_mean_pct"), " %") for x in s)])
+    after = "gpu_work_served_after_window_opens_mean_pct"
+    out.append(["  after the window opens", *(_f(x.get(after), " %") for x in s)])
     out.append(
         [
             "unallocated GPUs at peak demand",
