@@ -1,9 +1,8 @@
-"""What the operator's loops decide, pure (no I/O).
+"""The operator's safety-net resync: what it decides, pure (no I/O).
 
-The loops live in ``handlers/`` (``resync.py``, ``slo.py``, ``gpuquota.py``,
-sharing ``loops.py``). Here: whether this replica is paused by a peer (kopf's
-own rule, read from the peering object), and the status patches they write,
-fenced on the ``resourceVersion`` they were computed from.
+The loop itself lives in ``handlers/resync.py``. Here: whether this replica
+is paused by a peer (kopf's own rule, read from the peering object), and the
+status patch a class needs after a reconciliation.
 """
 
 from __future__ import annotations
@@ -50,22 +49,16 @@ def peering_paused(peering: Mapping[str, Any] | None, priority: int, now: dt.dat
     return False
 
 
-def fenced(obj: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:
-    """The merge patch that applies ``status`` (itself a merge patch) to ``obj``'s status.
+def status_patch(obj: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The merge patch that writes ``status`` over the object's, or None when nothing differs.
 
-    It carries the ``resourceVersion`` it was computed from, so an object
-    changed meanwhile is not overwritten: the API server answers 409 (its own
-    change handler, or the next pass, writes it).
+    It carries the ``resourceVersion`` it was computed from, so a class
+    changed meanwhile is not overwritten (its own change handler writes it).
     """
+    old = obj.get("status") or {}
+    if dict(old) | dict(status) == dict(old):
+        return None
     return {
         "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
         "status": dict(status),
     }
-
-
-def status_patch(obj: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any] | None:
-    """:func:`fenced` ``status`` over the object's, or None when nothing in it differs."""
-    old = obj.get("status") or {}
-    if dict(old) | dict(status) == dict(old):
-        return None
-    return fenced(obj, status)
