@@ -1,8 +1,9 @@
-"""The operator's safety-net resync: what it decides, pure (no I/O).
+"""What the operator's loops decide, pure (no I/O).
 
-The loop itself lives in ``handlers/resync.py``. Here: whether this replica
-is paused by a peer (kopf's own rule, read from the peering object), and the
-status patch a class needs after a reconciliation.
+The loops live in ``handlers/`` (``resync.py``, ``slo.py``, ``gpuquota.py``,
+sharing ``loops.py``). Here: whether this replica is paused by a peer (kopf's
+own rule, read from the peering object), and the status patches they write,
+fenced on the ``resourceVersion`` they were computed from.
 """
 
 from __future__ import annotations
@@ -49,16 +50,22 @@ def peering_paused(peering: Mapping[str, Any] | None, priority: int, now: dt.dat
     return False
 
 
-def status_patch(obj: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The merge patch that writes ``status`` over the object's, or None when nothing differs.
+def fenced(obj: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch that applies ``status`` (itself a merge patch) to ``obj``'s status.
 
-    It carries the ``resourceVersion`` it was computed from, so a class
-    changed meanwhile is not overwritten (its own change handler writes it).
+    It carries the ``resourceVersion`` it was computed from, so an object
+    changed meanwhile is not overwritten: the API server answers 409 (its own
+    change handler, or the next pass, writes it).
     """
-    old = obj.get("status") or {}
-    if dict(old) | dict(status) == dict(old):
-        return None
     return {
         "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
         "status": dict(status),
     }
+
+
+def status_patch(obj: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any] | None:
+    """:func:`fenced` ``status`` over the object's, or None when nothing in it differs."""
+    old = obj.get("status") or {}
+    if dict(old) | dict(status) == dict(old):
+        return None
+    return fenced(obj, status)

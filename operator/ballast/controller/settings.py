@@ -21,9 +21,9 @@ from ballast.kube.raw import Kube, KubeError, Resource
 ENV_KUBECONFIG = "KUBECONFIG"
 ENV_CLOCK_OFFSET = "BALLAST_CLOCK_OFFSET_SECONDS"
 ENV_RESYNC = "BALLAST_RESYNC_SECONDS"
-# Read at import: kopf timers take their interval at registration. The
-# resync is only a safety net (drift and references are event-driven), so it
-# is rare by default: every object's timer costs a task and a thread hop.
+# Read at import, like the SLO interval. The resync is only a safety net
+# (drift and references are event-driven), so it is rare by default: a pass
+# re-reads every class and quota (handlers/resync.py, handlers/gpuquota.py).
 RESYNC_SECONDS = float(os.environ.get(ENV_RESYNC, "300") or 300)
 # Node pools: a node stays in a pool at least this long after it was chosen,
 # so that a reservation that shrinks and grows back does not make nodes flap

@@ -2,8 +2,8 @@
 
 ``ballast operator`` turns its flags (``--prometheus-url``, ``--slo-interval``,
 ``--slo-window``, ``--slo-rules-namespace``) into these variables before the
-handlers are imported: a kopf timer takes its interval at registration. The
-Helm chart may set the variables directly.
+handlers are imported, which read the interval at import. The Helm chart may
+set the variables directly.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ ENV_RULES_NAMESPACE = "BALLAST_SLO_RULES_NAMESPACE"
 DEFAULT_INTERVAL_SECONDS = 30.0
 DEFAULT_WINDOW = "1h"
 DEFAULT_NAMESPACE = "ballast-system"
-# One query must not hold a timer (and a worker thread) for long; Prometheus
+# One query must not hold a reader (and a worker thread) for long; Prometheus
 # that slow counts as unreachable for that round.
 QUERY_TIMEOUT_SECONDS = 10.0
 # The ConfigMap with every class's burn-rate rules, and its key.

@@ -1,14 +1,15 @@
 """One round of a class's SLO and cost reading: the status patch and events. Pure.
 
 The Prometheus reading is injected (``read``), so this is tested without a
-server; the kopf timer in ``handlers/slo.py`` passes the real reader.
+server; the operator's SLO loop in ``handlers/slo.py`` passes the real reader.
+Which classes a pass reads, and how it fetches them, is decided here too.
 Invalid specs are left to the main reconciliation, which reports them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +63,7 @@ COST_KEYS = _wire_keys(CostStatus)
 def full_patch(old: Any, new: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     """:func:`merge_patch`, and every known key absent from ``new`` set to None.
 
-    The status copy a timer is handed can lag the operator's own last write;
+    The status copy a round reads can lag the operator's own last write;
     nulling every field ``new`` lacks removes a value that copy did not show yet
     (a ``reason`` from the round before), so status never says more than is true.
     """
@@ -88,7 +89,7 @@ def _news(old: Any, new: Mapping[str, Any]) -> bool:
 
 
 def wanted(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
-    """Whether a class needs the SLO timer: it asks for SLOs or cost, or has some to remove."""
+    """Whether a class needs reading: it asks for SLOs or cost, or has some to remove."""
     return bool(
         spec.get("slo")
         or spec.get("pricePerGPUHour")
@@ -96,6 +97,46 @@ def wanted(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
         or status.get("cost")
         or previous(status.get("conditions"))
     )
+
+
+def may_want(spec: Mapping[str, Any], condition_types: Iterable[str]) -> bool:
+    """:func:`wanted` as far as a class's index entry tells (its spec, its condition types).
+
+    The entry does not hold ``status.slo`` or ``status.cost``: a class left
+    with one of them after its ``slo`` or price went is found by :func:`plan`.
+    """
+    return bool(spec.get("slo") or spec.get("pricePerGPUHour") or CONDITION in condition_types)
+
+
+def plan(
+    entries: Mapping[str, Iterable[Mapping[str, Any]]],
+    read_last: Collection[str],
+    *,
+    first: bool,
+    page: int,
+) -> set[str] | None:
+    """What one pass fetches: None to LIST every class, else the names to GET (maybe none).
+
+    ``entries`` is the operator's class index (name -> entries with ``spec``,
+    ``conditions`` (types) and ``deleting``); ``read_last`` the classes the
+    previous pass read. The first pass after a start lists every class (only
+    the objects show a leftover ``status.slo`` or ``status.cost``); later
+    passes fetch the classes the index says :func:`may_want` reading, and those
+    read last time (one whose ``slo`` or price just went has status to clear):
+    a GET each when that is no more calls than a LIST in pages of ``page``,
+    else a LIST. A cluster without SLOs or prices costs no call.
+    """
+    if first:
+        return None
+    names = {
+        name
+        for name, found in entries.items()
+        for entry in found
+        if not entry.get("deleting") and may_want(entry["spec"], entry.get("conditions") or ())
+    }
+    names.update(read_last)
+    pages = max(1, -(-len(entries) // page))
+    return names if len(names) <= pages else None
 
 
 def tick(

@@ -123,7 +123,7 @@ def read(
 class Breaker:
     """Stops asking an unreachable Prometheus for ``hold_s`` after it failed.
 
-    Every class's timer reads on its own; when the server black-holes
+    The SLO loop reads several classes at once; when the server black-holes
     requests each reading would hold a worker thread for the query timeout.
     After one reading finds it unreachable, the others within ``hold_s``
     report the same without asking.

@@ -9,7 +9,14 @@ from typing import Any
 
 from kutil import condition, events_for, ready, wait_for
 
-from ballast.kube.raw import BATCHWINDOWS, GPUQUOTAS, PRIORITY_CLASSES, WORKLOADCLASSES, Kube
+from ballast.kube.raw import (
+    BATCHWINDOWS,
+    GPUQUOTAS,
+    PRIORITY_CLASSES,
+    WORKLOADCLASSES,
+    Kube,
+    Resource,
+)
 from ballast.windows import schedule_from_spec, state_at
 
 
@@ -179,6 +186,67 @@ def test_deleting_class_removes_priorityclass(operator: object, kube: Kube) -> N
     wait_for(lambda: pc_of(kube, name), what="PriorityClass")
     kube.delete(WORKLOADCLASSES.path(name))
     wait_for(lambda: pc_of(kube, name) is None, timeout=30, what="garbage collection")
+
+
+def finalizers(kube: Kube, res: Resource, name: str) -> list[str] | None:
+    """The object's finalizers ([] when none); None when it is gone."""
+    obj = kube.get(res.path(name))
+    return None if obj is None else list(obj["metadata"].get("finalizers") or [])
+
+
+def test_slo_classes_and_quotas_carry_no_finalizer(operator: Any, kube: Kube) -> None:
+    """The SLO reading and the quota resync are operator loops: deleting never waits for it."""
+    cls, quota = uniq("slo-nofin"), uniq("quota-nofin")
+    kube.create(WORKLOADCLASSES.path(), wlc(cls, tier="Interactive"))
+    kube.create(GPUQUOTAS.path(), {
+        "apiVersion": "ballast.dev/v1alpha1", "kind": "GPUQuota",
+        "metadata": {"name": quota},
+        "spec": {"namespaces": [uniq("tenant")], "gpus": 1},
+    })  # fmt: skip
+    wait_for(lambda: ready(kube, WORKLOADCLASSES, cls), what="class Ready")
+    # An slo added later is read by the operator's SLO loop: SLOMet appears
+    # (whatever Prometheus says by now) for the class's new generation.
+    kube.patch(WORKLOADCLASSES.path(cls), {"spec": {"slo": {"latencyP95Ms": 500}}})
+    obj = wait_for(
+        lambda: (o := ready(kube, WORKLOADCLASSES, cls)) and condition(o, "SLOMet") and o,
+        timeout=30, what="SLOMet written by the loop",
+        explain=lambda: operator.log_tail(20),
+    )  # fmt: skip
+    slo_met = condition(obj, "SLOMet")
+    assert slo_met is not None
+    assert slo_met["observedGeneration"] == obj["metadata"]["generation"]
+    wait_for(lambda: ready(kube, GPUQUOTAS, quota), what="quota Ready")
+    assert finalizers(kube, WORKLOADCLASSES, cls) == []
+    assert finalizers(kube, GPUQUOTAS, quota) == []
+    # The slo removed: the loop takes SLOMet away.
+    kube.patch(WORKLOADCLASSES.path(cls), {"spec": {"slo": None}})
+    wait_for(
+        lambda: (o := ready(kube, WORKLOADCLASSES, cls)) and condition(o, "SLOMet") is None,
+        timeout=30, what="SLOMet removed",
+    )  # fmt: skip
+    # kopf's finalizer as an older operator (with timers) left it is taken off.
+    for res, name in ((WORKLOADCLASSES, cls), (GPUQUOTAS, quota)):
+        kube.patch(res.path(name), {"metadata": {"finalizers": ["ballast.dev/finalizer"]}})
+        wait_for(lambda r=res, n=name: finalizers(kube, r, n) == [], what=f"{name} released")
+    # With the operator stopped, deleting them does not wait for it.
+    kube.patch(WORKLOADCLASSES.path(cls), {"spec": {"slo": {"latencyP95Ms": 500}}})
+    wait_for(
+        lambda: condition(kube.get(WORKLOADCLASSES.path(cls)), "SLOMet"),
+        timeout=30, what="SLOMet back",
+    )  # fmt: skip
+    operator.stop()
+    try:
+        kube.delete(WORKLOADCLASSES.path(cls))
+        kube.delete(GPUQUOTAS.path(quota))
+        wait_for(
+            lambda: finalizers(kube, WORKLOADCLASSES, cls) is None
+            and finalizers(kube, GPUQUOTAS, quota) is None,
+            timeout=10, what="both gone without the operator",
+        )  # fmt: skip
+    finally:
+        operator.start()
+        time.sleep(1.0)
+        assert operator.alive(), operator.log_tail()
 
 
 def test_restart_mid_reconciliation_converges(operator: Any, kube: Kube) -> None:

@@ -3,8 +3,8 @@
 Namespaces are discovered from pods labelled ``ballast.dev/class`` (a kopf
 index; finished pods are not counted). A class is reconciled when it
 changes, when the set of namespaces where it has pods changes, when one of
-its PDBs is edited or deleted by someone else (drift), and on the resync
-timer. Each class is reconciled by one task at a time.
+its PDBs is edited or deleted by someone else (drift), and on each pass of
+the resync loop (handlers/resync.py). Each class is reconciled by one task at a time.
 """
 
 from __future__ import annotations
@@ -227,6 +227,6 @@ async def reconcile_or_retry(memo: Any, kwargs: Mapping[str, Any], name: str) ->
 async def workloadclass_disruption(name: str, memo: Any, **kwargs: Any) -> None:
     """Create, change or remove the class's PodDisruptionBudgets after a spec change.
 
-    The safety-net resync is the class's one timer (handlers/resync.py).
+    The safety net is the operator's one resync loop (handlers/resync.py).
     """
     await reconcile_or_retry(memo, kwargs, name)

@@ -6,7 +6,7 @@ leaving a node; a class's ``nodePool`` or status) pokes one debounced pass
 that runs :func:`ballast.controller.nodepools.plan` over the indexes and
 writes the nodes and class statuses that differ. Node heartbeats and other
 status-only churn change no view and cost nothing. A pass is also asked for
-when a dwell time ends, on each class's resync timer, and after a failed
+when a dwell time ends, on each pass of the resync loop, and after a failed
 write (5 s later).
 """
 
@@ -290,7 +290,7 @@ async def workloadclass_pool_watch(
 def resync_pools(memo: Any, indexes: Mapping[str, Any]) -> None:
     """Safety net: a pass over every pool (writes only what differs).
 
-    Called by each class's resync timer (handlers/resync.py); pokes during a
+    Called by each pass of the resync loop (handlers/resync.py); pokes during a
     pass make one more pass, not one each.
     """
     _runner.poke(memo, indexes)

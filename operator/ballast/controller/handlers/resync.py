@@ -6,20 +6,16 @@ class by class, re-checks the PriorityClass and the window reference
 ScaledObjects, then pokes the node-pool pass. Drift and references are
 event-driven; this only repairs what events missed.
 
-It is one task for the whole operator, not a kopf timer per class: a timer
-costs kopf a task and a held copy of the object per class, and makes kopf
-put its finalizer on every class, so that deleting a class would wait for
-the operator. Under peering, a replica paused by a peer of higher priority
-skips the pass (the rule kopf applies to its handlers, read from the peering
-object). The loop is started from the first class event, inside kopf's
-handler context, so that the events it posts go through kopf's poster.
+It is one task for the whole operator, not a kopf timer per class (why:
+``loops.py``, which it shares with the other loops). Under peering, a
+replica paused by a peer of higher priority skips the pass (the rule kopf
+applies to its handlers, read from the peering object).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,38 +23,14 @@ import kopf
 
 from ballast.controller import resync as logic
 from ballast.controller.events import post
-from ballast.controller.handlers import disruption, nodepools
+from ballast.controller.handlers import disruption, loops, nodepools
 from ballast.controller.handlers import workloadclass as wlc
 from ballast.controller.scaling_sync import scaling_enabled
-from ballast.controller.settings import CLUSTER_PEERINGS, RESYNC_SECONDS
-from ballast.kube.raw import TRANSPORT_ERRORS, WORKLOADCLASSES, Kube, KubeError
+from ballast.controller.settings import RESYNC_SECONDS
+from ballast.kube.raw import WORKLOADCLASSES, KubeError
 from ballast.logs import kv
 
 log = logging.getLogger(__name__)
-_ERRORS: tuple[type[Exception], ...] = (KubeError, *TRANSPORT_ERRORS)
-PAGE = 500  # classes per LIST page: memory stays flat at thousands of classes
-_state: dict[str, asyncio.Task[None]] = {}
-
-
-def _paused(memo: Any) -> bool:
-    settings = getattr(memo, "settings", None)
-    if settings is None or settings.peering.standalone:
-        return False
-    peering = memo.kube.get(CLUSTER_PEERINGS.path(settings.peering.name))
-    return logic.peering_paused(peering, settings.peering.priority, memo.clock.now())
-
-
-def _pages(kube: Kube) -> Any:
-    token: str | None = None
-    while True:
-        query: dict[str, Any] = {"limit": PAGE}
-        if token:
-            query["continue"] = token
-        page = kube.list(WORKLOADCLASSES.path(), **query)
-        yield page.get("items") or []
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return
 
 
 async def resync_class(memo: Any, indexes: Mapping[str, Any], obj: Mapping[str, Any]) -> list[str]:
@@ -98,11 +70,10 @@ async def resync_class(memo: Any, indexes: Mapping[str, Any], obj: Mapping[str, 
 
 async def resync_all(memo: Any, indexes: Mapping[str, Any]) -> int:
     """One pass over every class (unless a peer pauses this replica); returns classes seen."""
-    if await asyncio.to_thread(_paused, memo):
+    if await asyncio.to_thread(loops.paused, memo):
         return 0
     seen = 0
-    pages = _pages(memo.kube)
-    while (items := await asyncio.to_thread(next, pages, None)) is not None:
+    async for items in loops.listed(memo.kube, WORKLOADCLASSES):
         for obj in items:
             if obj["metadata"].get("deletionTimestamp"):
                 continue
@@ -117,32 +88,10 @@ async def resync_all(memo: Any, indexes: Mapping[str, Any]) -> int:
     return seen
 
 
-async def _loop(memo: Any, indexes: Mapping[str, Any]) -> None:
-    while True:
-        # A little jitter, so that replicas and restarts do not pass in step.
-        await asyncio.sleep(RESYNC_SECONDS * random.uniform(0.9, 1.1))
-        try:
-            await resync_all(memo, indexes)
-        except _ERRORS as exc:
-            log.warning("resync pass failed", extra=kv(error=exc))
-        except Exception:
-            log.exception("resync pass failed")
-
-
 @kopf.on.event(*wlc.WLC)
 async def workloadclass_resync_start(memo: kopf.Memo, **kwargs: Any) -> None:
     """Start the resync loop once, from kopf's handler context (its event poster)."""
-    task = _state.get("task")
-    if task is not None and not task.done():
-        return
     # kopf's indexes are live mappings: the loop keeps them, not this event.
-    indexes = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
-    _state["task"] = asyncio.create_task(_loop(memo, indexes), name="ballast-resync")
-
-
-@kopf.on.cleanup()
-async def stop_resync(**_: Any) -> None:
-    """Stop the loop with the operator."""
-    task = _state.pop("task", None)
-    if task is not None:
-        task.cancel()
+    indexes = loops.indexes_of(kwargs)
+    delays = loops.jittered(RESYNC_SECONDS)
+    loops.start("resync", lambda: loops.repeat("resync", delays, lambda: resync_all(memo, indexes)))

@@ -4,8 +4,8 @@ Workloads are discovered from Deployments and StatefulSets whose pod
 template carries ``ballast.dev/class`` (kopf indexes). A class is
 reconciled when it changes, when the set of its workloads changes, when one
 of its ScaledObjects is edited or deleted by someone else (drift) or KEDA's
-view of it changes, when KEDA's CRD appears or goes, and on the resync
-timer. Each class is reconciled by one task at a time.
+view of it changes, when KEDA's CRD appears or goes, and on each pass of
+the resync loop (handlers/resync.py). Each class is reconciled by one task at a time.
 """
 
 from __future__ import annotations
@@ -317,7 +317,7 @@ async def reconcile_or_retry(memo: Any, kwargs: Mapping[str, Any], name: str) ->
 async def workloadclass_scaling(name: str, memo: Any, **kwargs: Any) -> None:
     """Create, change or remove the class's ScaledObjects after a spec change.
 
-    The safety-net resync is the class's one timer (handlers/resync.py): it
+    The safety net is the operator's one resync loop (handlers/resync.py): it
     re-reads the ScaledObjects of a class that scales or had them (a class
     that does not scale was cleaned up when the operator resumed it).
     """
