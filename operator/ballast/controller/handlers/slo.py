@@ -271,7 +271,7 @@ async def workloadclass_slo_start(memo: kopf.Memo, **kwargs: Any) -> None:
 
 
 @kopf.on.event(*WLC)
-def workloadclass_slo_rules(
+async def workloadclass_slo_rules(
     type: str | None,
     name: str,
     uid: str,
@@ -279,16 +279,20 @@ def workloadclass_slo_rules(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
-    """Any change to a class: rewrite the rules where they changed (a cheap compare otherwise)."""
+    """Any change to a class: rewrite the rules where they changed (a cheap compare otherwise).
+
+    Async so that kopf's class index is read here, on the event loop that
+    changes it (a worker thread iterating it could meet it mid-change); the
+    API writes run on a worker thread.
+    """
     rt = _runtime(memo)
     deleted = type == "DELETED"
     slo = None if deleted else class_slos({name: spec}).get(name)
     if rt.rules.slo_changed(name, slo):
-        rt.rules.sync_configmap(
-            _classes(kwargs["workloadclass_index"], drop=name if deleted else None)
-        )
+        classes = _classes(kwargs["workloadclass_index"], drop=name if deleted else None)
+        await asyncio.to_thread(rt.rules.sync_configmap, classes)
     if deleted:
         rt.rules.forget(name)
         _metrics_once().forget(name)
         return
-    rt.rules.sync_prometheus_rule(name, uid, spec)
+    await asyncio.to_thread(rt.rules.sync_prometheus_rule, name, uid, spec)
