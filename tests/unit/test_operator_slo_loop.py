@@ -14,7 +14,7 @@ from ballast.controller.handlers import slo
 from ballast.controller.slo_metrics import SloMetrics
 from ballast.controller.slo_rules_sync import RulesSync
 from ballast.controller.slo_settings import SloSettings
-from ballast.kube.raw import WORKLOADCLASSES
+from ballast.kube.raw import WORKLOADCLASSES, KubeError
 from ballast.telemetry.slo_reader import Breaker, Observation
 
 
@@ -178,3 +178,36 @@ def test_a_conflict_is_judged_again_on_the_fresh_object_with_the_same_reading(
     api3.refuse = [404]
     _, written, _ = slo.read_class(memo(api3), rt_with(object()), listed)
     assert not written and [v for v, _ in api3.calls] == ["patch"]
+
+
+class MissingNamespace:
+    """A Kube whose ConfigMap writes are refused: the rules namespace does not exist."""
+
+    def __init__(self) -> None:
+        self.applies = 0
+
+    def get(self, path: str) -> None:
+        return None
+
+    def apply(self, path: str, body: Any, field_manager: str) -> None:
+        self.applies += 1
+        raise KubeError(404, 'namespaces "ns" not found', {})
+
+
+def test_a_missing_rules_namespace_is_warned_about_once_not_every_pass(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import ballast.controller.slo_rules_sync as sync
+
+    clock = [1000.0]
+    monkeypatch.setattr(sync.time, "monotonic", lambda: clock[0])
+    kube = MissingNamespace()
+    rules = RulesSync(kube, "ns")  # type: ignore[arg-type]
+    specs = {"chat": {"tier": "Interactive", "slo": SLO}}
+    with caplog.at_level("DEBUG", logger=sync.__name__):
+        for _ in range(4):  # four passes, each past the retry pause
+            rules.sync_configmap(specs, verify=True)
+            clock[0] += 60.0
+    assert kube.applies == 4  # still tried every pass: the namespace may appear
+    warned = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "not written" in warned[0].getMessage()

@@ -126,6 +126,9 @@ class RulesSync:
         self._served: tuple[float, bool] = (-1e18, False)
         self._verified_at = -1e18  # monotonic time of the last read of the live ConfigMap
         self._failed: tuple[str, float] | None = None  # (rules text, when) of a failed write
+        # The last refusal logged as a warning: the same one again (a namespace
+        # still missing, every pass) is logged at debug, not once a pass.
+        self._warned: tuple[int, str] | None = None
         self._slos: dict[str, Any] = {}  # class -> its parsed ``slo`` as last seen (set ones)
         self._next_try = -1e18  # monotonic time before which an unwritten ConfigMap waits
 
@@ -206,12 +209,14 @@ class RulesSync:
             except KubeError as exc:
                 self._configmap = None
                 self._failed = (text, time.monotonic())
-                log.warning(
+                again = self._warned == (exc.status, exc.message)
+                self._warned = (exc.status, exc.message)
+                (log.debug if again else log.warning)(
                     "slo rules configmap not written",
                     extra=kv(namespace=self.namespace, status=exc.status, error=exc.message),
                 )
                 return
-            self._configmap, self._failed = text, None
+            self._configmap, self._failed, self._warned = text, None, None
             log.info("slo rules configmap written", extra=kv(namespace=self.namespace))
 
     # ---------------------------------------------------------- prometheusrules

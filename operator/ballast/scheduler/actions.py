@@ -28,9 +28,14 @@ from ballast.scheduler.writer import (
     _Write,
 )
 
-__all__ = ["RESULT", "STATUS_BACKOFF", "WRITE_BACKOFF", "Actions", "Timers"]
+__all__ = ["RESULT", "STATUS_BACKOFF", "WRITE_BACKOFF", "Actions", "Timers", "condition_key"]
 
 log = logging.getLogger(__name__)
+
+
+def condition_key(uid: str) -> str:
+    """The writer key of a pod's PodScheduled condition (the latest one wins)."""
+    return f"condition/{uid}"
 
 
 class Actions(FencedWriter):
@@ -53,6 +58,7 @@ class Actions(FencedWriter):
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         pod_path = PODS.path(meta["name"], meta["namespace"])
+        self.supersede(condition_key(meta["uid"]))
 
         def bound_here() -> bool:
             try:
@@ -108,7 +114,7 @@ class Actions(FencedWriter):
                 self.status_backoff,
                 {},
                 report_ok=False,
-                key=f"condition/{meta['uid']}",
+                key=condition_key(meta["uid"]),
                 name=f"{meta['namespace']}/{meta['name']}",
                 bulk=nominated is None,
             )

@@ -18,7 +18,7 @@ from typing import Any
 
 from ballast.kube import compat
 from ballast.kube.raw import MERGE, PODS, Kube, KubeError, Resource
-from ballast.scheduler.actions import Actions
+from ballast.scheduler.actions import Actions, condition_key
 from ballast.scheduler.informer import Event, Informer
 from ballast.scheduler.writer import _Write
 
@@ -115,6 +115,7 @@ def bind_with_claims(
     """Allocate and reserve ``claims`` for ``pod``, then bind it (one ``bind`` result)."""
     meta = pod["metadata"]
     pod_path = PODS.path(meta["name"], meta["namespace"])
+    actions.supersede(condition_key(meta["uid"]))
     body = {
         "apiVersion": "v1",
         "kind": "Binding",

@@ -341,14 +341,15 @@ class WatchHandlers:
             self._end_plan(self.preemptions.cancel(uid))
             rec.stage = "ignored"
             return
-        if rec.stage == "inflight":
-            return  # our assumption; the bind result or the bound pod will follow
+        if rec.stage in ("inflight", "placed", "bound"):
+            # Our assumption (the bind result or the bound pod will follow), or a
+            # pod known bound: nodeName is never unset, so this update was written
+            # before the bind (a condition, a label) and reaches us after the bind
+            # result. Deciding the pod again would bind it twice.
+            return
         if changed:
             rec.view_generation = -1  # labels or requests changed: map again
-        if rec.stage in ("bound", "placed"):
-            # Was bound, is not any more: what it held is free.
-            self.changes.freed(self.pods.forget(rec))
-        if rec.stage in ("new", "ignored", "bound", "placed") or (
+        if rec.stage in ("new", "ignored") or (
             changed and rec.stage == "parked"  # its labels, tolerations... changed: try again
         ):
             self._enqueue(rec)

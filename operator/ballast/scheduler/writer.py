@@ -274,6 +274,16 @@ class FencedWriter:
                 self._latest[w.key] = w.seq
         self._enqueue(w)
 
+    def supersede(self, key: str) -> None:
+        """Drop the writes of ``key`` not yet sent (one on the wire still lands).
+
+        A bind supersedes its pod's pending conditions: a nomination sent after
+        the binding would be refused (``nominatedNodeName`` may not be set on a
+        bound pod), and a retried ``Unschedulable`` would say what is no longer true.
+        """
+        with self._lock:
+            self._latest.pop(key, None)
+
     def _enqueue(self, w: _Write) -> None:
         try:
             (self.bulk_pool if w.bulk else self.pool).submit(self._run, w)

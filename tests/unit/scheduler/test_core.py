@@ -40,6 +40,26 @@ def test_failed_bind_is_forgotten_and_retried() -> None:
     assert [b[0] for b in actions.binds] == ["p", "p"]
 
 
+def test_an_update_written_before_the_bind_and_seen_after_its_result_binds_nothing_twice() -> None:
+    """The watch may deliver a pre-bind update (a condition, a label) after the bind
+    result: nodeName is never unset, so the pod stays where it was bound."""
+    s, actions, q = make(("nodes", node("a", 2)), ("pods", pod("p")))
+    run(s)
+    assert [b[0] for b in actions.binds] == ["p"]
+    q.put(Event(RESULT, "bind", {"uid": "uid-p", "ok": True, "node": "a"}))
+    run(s, 1)
+    stale = pod("p")
+    stale["status"]["conditions"] = [{"type": "PodScheduled", "status": "False"}]
+    q.put(Event("pods", "MODIFIED", stale))  # older than the bind, seen after it
+    s.clock.advance(5)
+    run(s)
+    assert [b[0] for b in actions.binds] == ["p"]  # not decided again
+    assert s.snapshot.pods["uid-p"].node == "a"  # still charged where it is bound
+    q.put(Event("pods", "MODIFIED", pod("p", node_name="a")))
+    run(s)
+    assert [b[0] for b in actions.binds] == ["p"] and s.snapshot.pods["uid-p"].node == "a"
+
+
 def test_bound_pods_of_other_schedulers_are_counted() -> None:
     s, actions, _ = make(
         ("nodes", node("a", 2)), ("pods", pod("theirs", 2, node_name="a")), ("pods", pod("mine"))

@@ -51,3 +51,36 @@ def test_a_newer_condition_waits_for_the_one_in_flight() -> None:
     finally:
         kube.release.set()
         actions.shutdown()
+
+
+class RecordingKube(SlowFirstKube):
+    """Like SlowFirstKube, and records binds too."""
+
+    def request(self, method: str, path: str, *, body: Any = None, **kw: Any) -> Any:
+        if path.endswith("/binding"):
+            with self.lock:
+                self.bodies.append("bind")
+            return {}
+        return super().request(method, path, body=body, **kw)
+
+
+def test_a_bind_drops_the_conditions_not_yet_sent() -> None:
+    """A nomination sent after the binding would be refused (422): it is never sent."""
+    kube = RecordingKube()
+    out: queue.Queue[Event] = queue.Queue()
+    actions = Actions(kube, out, bucket=TokenBucket(0, 1), workers=8)  # type: ignore[arg-type]
+    try:
+        actions.set_condition(POD, "Unschedulable", "no room")
+        time.sleep(0.2)  # on the wire: it still lands
+        actions.set_condition(POD, "Preempting", "victims leaving", nominated="n1")
+        actions.bind(POD, "n1", {})
+        time.sleep(0.3)
+        kube.release.set()
+        time.sleep(0.5)
+        assert kube.bodies == ["bind", "Unschedulable"]
+        bind = out.get(timeout=2)
+        assert bind.type == "bind" and bind.obj["ok"] is True
+        assert out.empty()  # the dropped condition reports nothing
+    finally:
+        kube.release.set()
+        actions.shutdown()
