@@ -51,3 +51,34 @@ def setup(level: str = "INFO") -> None:
 def kv(**fields: Any) -> dict[str, Any]:
     """Build the ``extra`` mapping for a structured log call: ``log.info("x", extra=kv(a=1))``."""
     return {"kv": fields}
+
+
+class KopfSuccessAtDebug(logging.Filter):
+    """Log kopf's per-handler success lines at debug, not info.
+
+    kopf writes "Handler 'x' succeeded." for every handler run and "Creation
+    is processed: 3 succeeded; 0 failed." for every cycle: at thousands of
+    objects that is most of the operator's log and a measurable part of its
+    CPU. Ballast's own loggers say what was done (``priorityclass synced``);
+    kopf's failures and retries stay at their levels.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote a success line to debug; pass it only where debug is on."""
+        if record.levelno != logging.INFO:
+            return True
+        msg = str(record.msg)
+        success = (msg.startswith("Handler ") and msg.endswith(" succeeded.")) or (
+            " is processed: " in msg and msg.endswith("; 0 failed.")
+        )
+        if not success:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def quiet_kopf_successes() -> None:
+    """Install :class:`KopfSuccessAtDebug` on kopf's per-object logger (idempotent)."""
+    objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, KopfSuccessAtDebug) for f in objects.filters):
+        objects.addFilter(KopfSuccessAtDebug())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from types import SimpleNamespace
@@ -66,7 +67,7 @@ def test_priorityclass_index_keeps_only_what_reconciling_reads() -> None:
         "description": "d",
         "globalDefault": False,
     }
-    entry = priorityclass_index(name="ballast-x", body=body)["ballast-x"]  # type: ignore[arg-type]
+    entry = asyncio.run(priorityclass_index(name="ballast-x", body=body))["ballast-x"]  # type: ignore[arg-type]
     assert entry == {
         "value": 1000,
         "metadata": {

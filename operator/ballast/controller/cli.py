@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import kopf
 
 from ballast.controller import slo_options
+from ballast.logs import quiet_kopf_successes
 from ballast.webhook import options as webhook_options
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
         # The default registry: process_* and python_* series, scraped as job ballast-operator.
         start_http_server(args.metrics_port, addr=args.metrics_addr, registry=REGISTRY)
+    quiet_kopf_successes()  # kopf's "Handler 'x' succeeded." lines: --log-level DEBUG
     peering = args.peering
     priority = None
     if peering:

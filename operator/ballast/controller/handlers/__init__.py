@@ -9,6 +9,7 @@ from ballast.controller.handlers import (  # noqa: F401
     priorityclass,
     resync,
     slo,
+    wlc_events,
     workloadclass,
 )
 from ballast.controller.scaling_sync import scaling_enabled

@@ -24,7 +24,7 @@ WAKE_DEBOUNCE_SECONDS = 0.2
 
 
 @kopf.index(*BW)
-def batchwindow_index(name: str, status: kopf.Status, **_: Any) -> dict[str, Any]:
+async def batchwindow_index(name: str, status: kopf.Status, **_: Any) -> dict[str, Any]:
     """name → whether it is open (WorkloadClasses check that their window exists)."""
     return {name: bool(status.get("open"))}
 

@@ -46,7 +46,7 @@ def _live(status: kopf.Status, **_: Any) -> bool:
 
 
 @kopf.index("v1", "pods", labels={LABEL_CLASS: kopf.PRESENT}, when=_live)
-def class_pod_namespaces(
+async def class_pod_namespaces(
     namespace: str | None, labels: kopf.Labels, meta: kopf.Meta, **_: Any
 ) -> dict[str, tuple[str, bool]]:
     """class name → (namespace, has a scalable controller) of each of its live pods."""
@@ -61,7 +61,7 @@ def _ours(labels: kopf.Labels, **_: Any) -> bool:
 
 
 @kopf.index(*PDB, when=_ours)
-def class_pdbs(namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[str, str]:
+async def class_pdbs(namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[str, str]:
     """class name → each namespace where a Ballast PDB of the class exists (the watch's view)."""
     class_name = labels.get(LABEL_CLASS)
     return {class_name: str(namespace)} if isinstance(class_name, str) else {}

@@ -41,7 +41,7 @@ def _stored(name: str, meta: Mapping[str, Any], spec: Mapping[str, Any]) -> dict
 
 
 @kopf.index(*GQ)
-def gpuquota_index(name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> dict[str, Any]:
+async def gpuquota_index(name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> dict[str, Any]:
     """name → the quota as stored (metadata that decides ownership, and spec)."""
     return {name: _stored(name, meta, spec)}
 

@@ -64,7 +64,7 @@ def _class_window(indexes: Mapping[str, Any], class_name: str) -> str | None:
 
 
 def _register(kind: logic.JobKind) -> None:
-    def index(body: kopf.Body, **_: Any) -> dict[str, logic.JobView]:
+    async def index(body: kopf.Body, **_: Any) -> dict[str, logic.JobView]:
         view = logic.job_view(kind, body)
         # An empty result drops the object from the index (None would keep the old value).
         return {} if view is None else {view.class_name: view}
@@ -254,7 +254,6 @@ async def release_class(
         await asyncio.to_thread(carry_out, memo.kube, action, "", None, classes)
 
 
-@kopf.on.event(*WLC)
 async def workloadclass_jobs(
     type: str, name: str, uid: str, spec: kopf.Spec, meta: kopf.Meta, memo: Any, **kwargs: Any
 ) -> None:

@@ -40,20 +40,20 @@ def _live_bound(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
 
 
 @kopf.index("v1", "nodes")
-def pool_nodes(name: str, body: kopf.Body, **_: Any) -> dict[str, logic.NodeView]:
+async def pool_nodes(name: str, body: kopf.Body, **_: Any) -> dict[str, logic.NodeView]:
     """node name → what pools read from it."""
     return {name: logic.node_view(body)}
 
 
 @kopf.index("v1", "pods", when=_live_bound)
-def pool_pods(body: kopf.Body, **_: Any) -> dict[str, logic.PodView]:
+async def pool_pods(body: kopf.Body, **_: Any) -> dict[str, logic.PodView]:
     """node name → the live pods bound to it."""
     view = logic.pod_view(body)
     return {view.node: view} if view is not None else {}
 
 
 @kopf.index(*WLC)
-def pool_classes(
+async def pool_classes(
     name: str,
     uid: str,
     meta: kopf.Meta,
@@ -269,7 +269,6 @@ async def pod_pool_watch(
         _runner.poke(memo, kwargs)
 
 
-@kopf.on.event(*WLC)
 async def workloadclass_pool_watch(
     type: str,
     name: str,

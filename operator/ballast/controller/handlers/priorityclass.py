@@ -42,7 +42,7 @@ _PC_META = ("name", "uid", "labels", "ownerReferences")
 
 
 @kopf.index(*PC, when=_is_candidate)
-def priorityclass_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+async def priorityclass_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
     """name → the fields of the live object that reconciling reads (only ``ballast-*`` names)."""
     meta = body.get("metadata", {})
     return {

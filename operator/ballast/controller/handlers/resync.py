@@ -88,7 +88,6 @@ async def resync_all(memo: Any, indexes: Mapping[str, Any]) -> int:
     return seen
 
 
-@kopf.on.event(*wlc.WLC)
 async def workloadclass_resync_start(memo: kopf.Memo, **kwargs: Any) -> None:
     """Start the resync loop once, from kopf's handler context (its event poster)."""
     # kopf's indexes are live mappings: the loop keeps them, not this event.

@@ -51,7 +51,7 @@ def _has_class(spec: kopf.Spec, **_: Any) -> bool:
 
 
 @kopf.index("apps", "v1", "deployments", when=_has_class)
-def scaling_deployments(
+async def scaling_deployments(
     namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[str, logic.Workload]:
     """class name → each Deployment whose pods carry the class label."""
@@ -61,7 +61,7 @@ def scaling_deployments(
 
 
 @kopf.index("apps", "v1", "statefulsets", when=_has_class)
-def scaling_statefulsets(
+async def scaling_statefulsets(
     namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[str, logic.Workload]:
     """class name → each StatefulSet whose pods carry the class label."""
@@ -77,7 +77,9 @@ def _ours(labels: kopf.Labels, **_: Any) -> bool:
 
 
 @kopf.index(*SCALED_OBJECT, when=_ours)
-def class_scaled_objects(namespace: str | None, name: str, labels: kopf.Labels, **_: Any) -> Any:
+async def class_scaled_objects(
+    namespace: str | None, name: str, labels: kopf.Labels, **_: Any
+) -> Any:
     """class name → each Ballast ScaledObject of the class (the watch's view)."""
     class_name = labels.get(LABEL_CLASS)
     return {class_name: (str(namespace), name)} if isinstance(class_name, str) else {}
@@ -284,7 +286,6 @@ async def keda_crd_scaling(memo: Any, **kwargs: Any) -> None:
         await reconcile_class(memo, kwargs, class_name, force=True)
 
 
-@kopf.on.event(*WLC)
 async def workloadclass_scaling_watch(
     name: str, spec: kopf.Spec, status: kopf.Status, memo: Any, **kwargs: Any
 ) -> None:

@@ -263,14 +263,12 @@ async def _loop(memo: Any, indexes: Mapping[str, Any]) -> None:
     await loops.repeat("slo", delays, lambda: slo_pass(memo, indexes, state))
 
 
-@kopf.on.event(*WLC)
 async def workloadclass_slo_start(memo: kopf.Memo, **kwargs: Any) -> None:
     """Start the SLO loop once, from kopf's handler context (its event poster)."""
     indexes = loops.indexes_of(kwargs)  # live mappings: the loop keeps them, not this event
     loops.start("slo", lambda: _loop(memo, indexes))
 
 
-@kopf.on.event(*WLC)
 async def workloadclass_slo_rules(
     type: str | None,
     name: str,

@@ -17,7 +17,7 @@ WLC = (GROUP, VERSION, "workloadclasses")
 
 
 @kopf.index(*WLC)
-def workloadclass_index(
+async def workloadclass_index(
     name: str,
     uid: str,
     spec: Mapping[str, Any],
