@@ -10,8 +10,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ballast.controller import nodepool_views as views
+from ballast.controller import nodepool_writes as writes
 from ballast.controller import nodepools as np
-from ballast.controller.nodepools import ClassView, Membership, NodeView, PodView, PoolSpec
+from ballast.controller.nodepool_views import ClassView, Membership, NodeView, PodView, PoolSpec
 
 T0 = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
 DWELL = dt.timedelta(seconds=300)
@@ -201,7 +203,7 @@ def test_deleting_the_class_or_its_pool_returns_the_nodes_at_once() -> None:
         p = run(classes, nodes, now=T0 + dt.timedelta(seconds=1))
         assert wants(p) == {"a": None}  # the hand-labelled "b" is not Ballast's
     p = run([cls("chat", pool=None)], nodes)
-    assert p.status["chat"] == np.ClassPool(None, None)
+    assert p.status["chat"] == writes.ClassPool(None, None)
 
 
 def test_a_member_that_no_longer_matches_leaves() -> None:
@@ -237,17 +239,17 @@ def test_node_view_and_pod_view_parse_the_wire_objects() -> None:
             "name": "n1",
             "labels": {"nvidia.com/gpu.product": H100, "nvidia.com/gpu.memory": "81559",
                        "ballast.dev/pool": "serving"},
-            "annotations": {np.ANNOTATION_MEMBER: "serving", np.ANNOTATION_SINCE: "2026-11-23T10:00:00Z",
-                            np.ANNOTATION_PHASE: "Joined", np.ANNOTATION_BORROWABLE: "true"},
+            "annotations": {views.ANNOTATION_MEMBER: "serving", views.ANNOTATION_SINCE: "2026-11-23T10:00:00Z",
+                            views.ANNOTATION_PHASE: "Joined", views.ANNOTATION_BORROWABLE: "true"},
         },
         "spec": {"taints": [{"key": "ballast.dev/pool", "value": "serving", "effect": "NoSchedule"},
                             {"key": "x", "effect": "NoSchedule"}]},
         "status": {"allocatable": {"nvidia.com/gpu": "8"},
                    "conditions": [{"type": "Ready", "status": "True"}]},
     }  # fmt: skip
-    assert np.node_view(body) == member("n1", "serving")
+    assert views.node_view(body) == member("n1", "serving")
     assert (
-        np.node_view({"metadata": {"name": "x", "labels": {"nvidia.com/gpu.count": "zz"}}}).gpus
+        views.node_view({"metadata": {"name": "x", "labels": {"nvidia.com/gpu.count": "zz"}}}).gpus
         == 0
     )
     pod = {
@@ -256,24 +258,24 @@ def test_node_view_and_pod_view_parse_the_wire_objects() -> None:
                  "tolerations": [{"key": "ballast.dev/pool", "value": "serving", "effect": "NoSchedule"}]},
         "status": {"phase": "Running"},
     }  # fmt: skip
-    v = np.pod_view(pod)
+    v = views.pod_view(pod)
     assert v == PodView("n1", cls="batch", gpus=2, tolerated=frozenset({"serving"}))
     assert v.tolerates("serving") and not v.tolerates("other")
-    assert np.pod_view({**pod, "status": {"phase": "Succeeded"}}) is None
-    assert np.pod_view({"spec": {}}) is None
+    assert views.pod_view({**pod, "status": {"phase": "Succeeded"}}) is None
+    assert views.pod_view({"spec": {}}) is None
 
 
 def test_node_patch_keeps_other_taints_and_carries_the_resource_version() -> None:
     body = {"metadata": {"name": "n", "resourceVersion": "7", "labels": {"a": "b"}, "annotations": {}},
             "spec": {"taints": [{"key": "ballast.dev/test", "value": "t", "effect": "NoSchedule"}]}}  # fmt: skip
     want = Membership("serving", T0, "Joined", True)
-    patch = np.node_patch(body, want)
+    patch = writes.node_patch(body, want)
     assert patch == {
         "metadata": {
             "resourceVersion": "7",
             "labels": {"ballast.dev/pool": "serving"},
-            "annotations": {np.ANNOTATION_MEMBER: "serving", np.ANNOTATION_SINCE: "2026-11-23T10:00:00Z",
-                            np.ANNOTATION_PHASE: "Joined", np.ANNOTATION_BORROWABLE: "true"},
+            "annotations": {views.ANNOTATION_MEMBER: "serving", views.ANNOTATION_SINCE: "2026-11-23T10:00:00Z",
+                            views.ANNOTATION_PHASE: "Joined", views.ANNOTATION_BORROWABLE: "true"},
         },
         "spec": {"taints": [{"key": "ballast.dev/test", "value": "t", "effect": "NoSchedule"},
                             {"key": "ballast.dev/pool", "value": "serving", "effect": "NoSchedule"}]},
@@ -281,13 +283,13 @@ def test_node_patch_keeps_other_taints_and_carries_the_resource_version() -> Non
     after = {"metadata": {**body["metadata"], "labels": {"a": "b", "ballast.dev/pool": "serving"},
                           "annotations": {k: v for k, v in patch["metadata"]["annotations"].items()}},
              "spec": patch["spec"]}  # fmt: skip
-    assert np.node_patch(after, want) is None  # idempotent
-    release = np.node_patch(after, None)
+    assert writes.node_patch(after, want) is None  # idempotent
+    release = writes.node_patch(after, None)
     assert release is not None
     assert release["metadata"]["labels"] == {"ballast.dev/pool": None}
     assert set(release["metadata"]["annotations"].values()) == {None}
     assert release["spec"]["taints"] == body["spec"]["taints"]
-    assert np.node_patch(body, None) is None  # not Ballast's: never touched
+    assert writes.node_patch(body, None) is None  # not Ballast's: never touched
 
 
 def test_status_differs_only_when_something_changed() -> None:
@@ -295,11 +297,11 @@ def test_status_differs_only_when_something_changed() -> None:
     want = p.status["chat"]
     assert want.condition is not None
     c = dataclasses.replace(cls("chat", reserved_nodes=1), status_pool=want.pool)
-    assert np.status_differs(c, want)  # no PoolReady yet
-    conds = np.pool_conditions([], want.condition, generation=1, now=T0)
+    assert writes.status_differs(c, want)  # no PoolReady yet
+    conds = writes.pool_conditions([], want.condition, generation=1, now=T0)
     c = dataclasses.replace(c, conditions=tuple(conds))
-    assert not np.status_differs(c, want)
-    assert np.pool_conditions(conds, None, generation=1, now=T0) == []
+    assert not writes.status_differs(c, want)
+    assert writes.pool_conditions(conds, None, generation=1, now=T0) == []
 
 
 # ------------------------------------------------------------------ properties

@@ -36,6 +36,16 @@ DEFAULT_DWELL_SECONDS = 300.0
 Phase = Literal["Pending", "Joined"]
 
 
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """What Ballast wants on a node it keeps in a pool (written by ``nodepool_writes.node_patch``)."""
+
+    pool: str
+    since: dt.datetime
+    phase: Phase
+    borrowable: bool
+
+
 # ---------------------------------------------------------------- views
 
 

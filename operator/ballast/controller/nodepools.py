@@ -20,12 +20,15 @@ module decides, with no I/O and no clock of its own:
 - **conflicts**: a node in a pool stays there; a free node wanted by several
   pools goes to the pool of the oldest class (``creationTimestamp``, then
   name); the class that went short gets ``PoolReady=False, PoolConflict``;
-- **status** per class: ``status.pool`` and the ``PoolReady`` condition.
+- **status** per class: ``status.pool`` and the ``PoolReady`` condition
+  (worded in :mod:`ballast.controller.nodepool_writes`, which also builds
+  the node patch).
 
 What Ballast writes on a member node (see docs/operator.md, "Node pools"):
 the label ``ballast.dev/pool=<pool>``, the taint
 ``ballast.dev/pool=<pool>:NoSchedule`` (the toleration the webhook gives
-the class's pods), and the annotations below. The annotation
+the class's pods), and the ``ballast.dev/pool-*`` annotations
+(:mod:`ballast.controller.nodepool_views`). The annotation
 ``ballast.dev/pool-member`` is how Ballast knows a node is its own: nodes
 labelled by hand without it are never changed.
 """
@@ -37,76 +40,18 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from ballast.api.wellknown import (
-    LABEL_POOL,
-    TAINT_POOL,
-)
-from ballast.controller.conditions import Cond, merge_conditions, rfc3339
-
-# Annotations Ballast keeps on the nodes it put in a pool.
-# Re-exported: callers read views and plans from this module.
 from ballast.controller.nodepool_views import (
-    ANNOTATION_BORROWABLE as ANNOTATION_BORROWABLE,
+    ClassView,
+    Membership,
+    NodeView,
+    Phase,
+    PodView,
+    PoolSpec,
 )
-from ballast.controller.nodepool_views import (
-    ANNOTATION_MEMBER as ANNOTATION_MEMBER,
-)
-from ballast.controller.nodepool_views import (
-    ANNOTATION_PHASE as ANNOTATION_PHASE,
-)
-from ballast.controller.nodepool_views import (
-    ANNOTATION_SINCE as ANNOTATION_SINCE,
-)
-from ballast.controller.nodepool_views import (
-    CONDITION as CONDITION,
-)
-from ballast.controller.nodepool_views import (
-    DEFAULT_DWELL_SECONDS as DEFAULT_DWELL_SECONDS,
-)
-from ballast.controller.nodepool_views import (
-    TAINT_EFFECT as TAINT_EFFECT,
-)
-from ballast.controller.nodepool_views import (
-    ClassView as ClassView,
-)
-from ballast.controller.nodepool_views import (
-    NodeView as NodeView,
-)
-from ballast.controller.nodepool_views import (
-    Phase as Phase,
-)
-from ballast.controller.nodepool_views import (
-    PodView as PodView,
-)
-from ballast.controller.nodepool_views import (
-    PoolSpec as PoolSpec,
-)
-from ballast.controller.nodepool_views import (
-    class_view as class_view,
-)
-from ballast.controller.nodepool_views import (
-    node_view as node_view,
-)
-from ballast.controller.nodepool_views import (
-    pod_gpus as pod_gpus,
-)
-from ballast.controller.nodepool_views import (
-    pod_view as pod_view,
-)
+from ballast.controller.nodepool_writes import ClassPool, PoolResult, class_status
 
 # ---------------------------------------------------------------- the plan
-
-
-@dataclass(frozen=True, slots=True)
-class Membership:
-    """What Ballast wants on a node it keeps in a pool."""
-
-    pool: str
-    since: dt.datetime
-    phase: Phase
-    borrowable: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +64,6 @@ class NodeChange:
     reason: str  # event reason: PoolNodeAdded, PoolNodeJoined, PoolNodeRestored, PoolNodeReleased
     why: str
     expected: str | None = None  # the node's ballast.dev/pool-member when planned
-
-
-@dataclass(frozen=True, slots=True)
-class ClassPool:
-    """What a class's status should say about its pool (``pool`` None: clear it)."""
-
-    pool: dict[str, Any] | None
-    condition: Cond | None
 
 
 @dataclass
@@ -296,7 +233,7 @@ def _plan_once(
         current.setdefault(pool, []).append(node)
 
     # Phase 2: pools in class order keep or add members; older classes pick free nodes first.
-    results: dict[str, _PoolResult] = {}
+    results: dict[str, PoolResult] = {}
     for pool, owner in sorted(owners.items(), key=lambda kv: kv[1].order):
         assert owner.pool is not None
         results[pool] = _choose(
@@ -306,23 +243,8 @@ def _plan_once(
 
     for c in ordered:
         if not c.invalid:  # an invalid nodePool is reported by the class's own reconciliation
-            out.status[c.name] = _class_status(c, owners, results)
+            out.status[c.name] = class_status(c, owners, results)
     return out
-
-
-@dataclass
-class _PoolResult:
-    spec: PoolSpec
-    members: list[str]
-    pending: dict[str, int]  # node -> pods of other classes still there
-    wanted_nodes: int
-    wanted_gpus: int
-    reserved_gpus: int
-    used_gpus: int
-    borrowed_gpus: int
-    filled: bool
-    held_by: dict[str, str]  # matching node -> pool that holds it
-    hand_labelled: int
 
 
 def _choose(
@@ -336,7 +258,7 @@ def _choose(
     now: dt.datetime,
     dwell: dt.timedelta,
     out: Plan,
-) -> _PoolResult:
+) -> PoolResult:
     pool = spec.name
     member_names = {n.name for n in members}
 
@@ -450,7 +372,7 @@ def _choose(
         )
     elif filled and spec.reserved_gpus:
         wanted_nodes = max(spec.reserved_nodes, _needed(chosen, spec))
-    return _PoolResult(
+    return PoolResult(
         spec=spec,
         members=result_members,
         pending=pending,
@@ -473,170 +395,3 @@ def _needed(chosen: Sequence[NodeView], spec: PoolSpec) -> int:
         if total >= spec.reserved_gpus:
             return k
     return len(chosen)
-
-
-def _class_status(
-    c: ClassView,
-    owners: Mapping[str, ClassView],
-    results: Mapping[str, _PoolResult],
-) -> ClassPool:
-    if c.pool is None:
-        return ClassPool(None, None)
-    pool = c.pool.name
-    owner = owners[pool]
-    r = results[pool]
-    status: dict[str, Any] = {
-        "name": pool,
-        "members": r.members,
-        "pendingNodes": sorted(r.pending),
-        "wantedNodes": r.wanted_nodes,
-        "wantedGPUs": r.wanted_gpus,
-        "reservedGPUs": r.reserved_gpus,
-        "usedGPUs": r.used_gpus,
-        "borrowedGPUs": r.borrowed_gpus,
-        "borrowable": r.spec.allow_borrowing and r.spec.reserves,
-        "definedBy": owner.name,
-    }
-    if owner.name != c.name and c.pool.reserves:
-        return ClassPool(
-            status,
-            Cond(
-                CONDITION,
-                False,
-                "PoolConflict",
-                f"pool {pool} is defined by class {owner.name} (the oldest class that names it); "
-                f"this class's reservedNodes/reservedGPUs are not applied: reserve in "
-                f"{owner.name} or use another pool name",
-            ),
-        )
-    return ClassPool(status, _condition(r, owners))
-
-
-def _condition(r: _PoolResult, owners: Mapping[str, ClassView]) -> Cond:
-    pool = r.spec.name
-    have = len(r.members)
-    if not r.spec.reserves:
-        if r.hand_labelled:
-            return Cond(
-                CONDITION, True, "NotReserved",
-                f"pool {pool} reserves nothing; {r.hand_labelled} node(s) labelled "
-                f"{LABEL_POOL}={pool} by hand form it",
-            )  # fmt: skip
-        return Cond(
-            CONDITION, False, "NoNodes",
-            f"no node carries {LABEL_POOL}={pool}: set nodePool.reservedNodes or "
-            f"reservedGPUs, or label nodes by hand",
-        )  # fmt: skip
-    size = f"pool {pool} has {have} of {r.wanted_nodes} node(s)"
-    if r.wanted_gpus:
-        size += f" ({r.reserved_gpus} of {r.wanted_gpus} GPUs reserved)"
-    if not r.filled:
-        if r.held_by:
-            holders: dict[str, list[str]] = {}
-            for node, other in sorted(r.held_by.items()):
-                holders.setdefault(other, []).append(node)
-            parts = []
-            for other, ns in sorted(holders.items()):
-                who = owners[other].name if other in owners else "labelled by hand"
-                parts.append(f"{', '.join(ns[:5])}{' ...' if len(ns) > 5 else ''} "
-                             f"held by pool {other} ({who})")  # fmt: skip
-            return Cond(
-                CONDITION, False, "PoolConflict",
-                f"{size}; matching nodes are in other pools and are not taken: "
-                + "; ".join(parts),
-            )  # fmt: skip
-        return Cond(
-            CONDITION, False, "NotEnoughNodes",
-            f"{size}: not enough Ready, schedulable nodes match "
-            f"(gpuProducts {list(r.spec.gpu_products) or 'any'}, "
-            f"minGPUMemoryMiB {r.spec.min_gpu_memory_mib}); nothing is taken from other pools",
-        )  # fmt: skip
-    if r.pending:
-        waiting = ", ".join(f"{n} ({k} pod(s))" for n, k in sorted(r.pending.items()))
-        return Cond(
-            CONDITION, False, "PendingJoin",
-            f"{size}; waiting for pods of other classes to finish on {waiting}: "
-            f"no new work of other classes lands there, running pods are not evicted",
-        )  # fmt: skip
-    return Cond(CONDITION, True, "Filled", f"{size}")
-
-
-def status_differs(c: ClassView, want: ClassPool) -> bool:
-    """Whether the class's status must be written to say ``want``."""
-    if (c.status_pool or None) != want.pool:
-        return True
-    cur = next((x for x in c.conditions if x.get("type") == CONDITION), None)
-    if want.condition is None:
-        return cur is not None
-    if cur is None:
-        return True
-    return (
-        cur.get("status") != want.condition.status_text
-        or cur.get("reason") != want.condition.reason
-        or cur.get("message") != want.condition.message
-        or cur.get("observedGeneration") != c.generation
-    )
-
-
-# ---------------------------------------------------------------- the node patch
-
-
-def node_patch(node: Mapping[str, Any], want: Membership | None) -> dict[str, Any] | None:
-    """The merge patch that gives ``node`` exactly ``want``'s pool fields, or None.
-
-    Other labels, annotations and taints are kept; ``spec.taints`` is written
-    whole (a list is replaced by a merge patch), so the patch carries the
-    node's ``resourceVersion`` and fails with 409 if it changed since read.
-    """
-    meta = node.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    ann = meta.get("annotations") or {}
-    taints = [t for t in (node.get("spec") or {}).get("taints") or () if isinstance(t, Mapping)]
-    mine = ann.get(ANNOTATION_MEMBER)
-    if want is None:
-        if not mine:
-            return None
-        new_labels: dict[str, Any] = {LABEL_POOL: None} if labels.get(LABEL_POOL) == mine else {}
-        new_ann: dict[str, Any] = {
-            k: None
-            for k in (ANNOTATION_MEMBER, ANNOTATION_SINCE, ANNOTATION_PHASE, ANNOTATION_BORROWABLE)
-            if k in ann
-        }
-        keep = [t for t in taints if not (t.get("key") == TAINT_POOL and t.get("value") == mine)]
-    else:
-        new_labels = {} if labels.get(LABEL_POOL) == want.pool else {LABEL_POOL: want.pool}
-        target = {
-            ANNOTATION_MEMBER: want.pool,
-            ANNOTATION_SINCE: rfc3339(want.since),
-            ANNOTATION_PHASE: want.phase,
-            ANNOTATION_BORROWABLE: "true" if want.borrowable else None,
-        }
-        new_ann = {k: v for k, v in target.items() if ann.get(k) != v}
-        keep = [t for t in taints if t.get("key") != TAINT_POOL]
-        keep.append({"key": TAINT_POOL, "value": want.pool, "effect": TAINT_EFFECT})
-        # Keep the existing order when the pool taint is already there exactly once.
-        if [t for t in taints if t.get("key") == TAINT_POOL] == [keep[-1]]:
-            keep = list(taints)
-    patch: dict[str, Any] = {"metadata": {"resourceVersion": meta.get("resourceVersion")}}
-    if new_labels:
-        patch["metadata"]["labels"] = new_labels
-    if new_ann:
-        patch["metadata"]["annotations"] = new_ann
-    if [dict(t) for t in keep] != [dict(t) for t in taints]:
-        patch["spec"] = {"taints": [dict(t) for t in keep]}
-    if len(patch) == 1 and len(patch["metadata"]) == 1:
-        return None
-    return patch
-
-
-def pool_conditions(
-    old: Iterable[Mapping[str, Any]] | None,
-    want: Cond | None,
-    *,
-    generation: int | None,
-    now: dt.datetime,
-) -> list[dict[str, Any]]:
-    """The class's conditions with PoolReady set to ``want`` (removed when None)."""
-    if want is None:
-        return [dict(c) for c in old or () if c.get("type") != CONDITION]
-    return merge_conditions(old, [want], generation=generation, now=now)

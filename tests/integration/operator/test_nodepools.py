@@ -14,7 +14,7 @@ from kutil import condition, wait_for
 from sutil import gpu_node, new_test_id, wait_ready
 
 from ballast.api import wellknown as wk
-from ballast.controller import nodepools as np
+from ballast.controller import nodepool_views as views
 from ballast.kube.raw import NODES, PODS, WORKLOADCLASSES, Kube
 
 TIMEOUT = 60.0
@@ -52,7 +52,7 @@ def node_state(kube: Kube, name: str) -> tuple[str | None, list[str], dict[str, 
 
 def in_pool(kube: Kube, node: str, pool: str, phase: str = "Joined") -> bool:
     label, taints, ann = node_state(kube, node)
-    return label == pool and taints == [pool] and ann.get(np.ANNOTATION_PHASE) == phase
+    return label == pool and taints == [pool] and ann.get(views.ANNOTATION_PHASE) == phase
 
 
 def out_of_pool(kube: Kube, node: str) -> bool:
@@ -95,7 +95,7 @@ def test_reserved_nodes_are_labelled_tainted_repaired_shrunk_and_returned(
         st = pool_status(kube, cls)
         assert st["members"] == [a, b] and st["reservedGPUs"] == 16 and st["wantedNodes"] == 2
         assert st["pendingNodes"] == [] and st["borrowable"] is True
-        assert node_state(kube, a)[2][np.ANNOTATION_BORROWABLE] == "true"
+        assert node_state(kube, a)[2][views.ANNOTATION_BORROWABLE] == "true"
 
         # Drift: someone removes the label and the pool taint by hand; both come back.
         node = kube.get(NODES.path(a)) or {}

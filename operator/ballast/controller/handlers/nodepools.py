@@ -21,6 +21,8 @@ from typing import Any
 import kopf
 
 from ballast.api.wellknown import API_VERSION, GROUP, VERSION
+from ballast.controller import nodepool_views as views
+from ballast.controller import nodepool_writes as writes
 from ballast.controller import nodepools as logic
 from ballast.controller.events import post
 from ballast.controller.settings import POOL_DWELL_SECONDS
@@ -40,15 +42,15 @@ def _live_bound(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
 
 
 @kopf.index("v1", "nodes")
-async def pool_nodes(name: str, body: kopf.Body, **_: Any) -> dict[str, logic.NodeView]:
+async def pool_nodes(name: str, body: kopf.Body, **_: Any) -> dict[str, views.NodeView]:
     """node name → what pools read from it."""
-    return {name: logic.node_view(body)}
+    return {name: views.node_view(body)}
 
 
 @kopf.index("v1", "pods", when=_live_bound)
-async def pool_pods(body: kopf.Body, **_: Any) -> dict[str, logic.PodView]:
+async def pool_pods(body: kopf.Body, **_: Any) -> dict[str, views.PodView]:
     """node name → the live pods bound to it."""
-    view = logic.pod_view(body)
+    view = views.pod_view(body)
     return {view.node: view} if view is not None else {}
 
 
@@ -60,11 +62,11 @@ async def pool_classes(
     spec: kopf.Spec,
     status: kopf.Status,
     **_: Any,
-) -> dict[str, logic.ClassView]:
+) -> dict[str, views.ClassView]:
     """class name → its pool spec and pool status (a class being deleted is gone)."""
     if meta.get("deletionTimestamp"):
         return {}
-    return {name: logic.class_view(name, uid, meta, spec, status)}
+    return {name: views.class_view(name, uid, meta, spec, status)}
 
 
 class _Runner:
@@ -130,7 +132,7 @@ def _views(index: Any) -> list[Any]:
 
 async def run_pass(memo: Any, indexes: Mapping[str, Any], runner: _Runner) -> bool:
     """Plan every pool and write what differs; True when something must be retried."""
-    classes: list[logic.ClassView] = _views(indexes.get("pool_classes"))
+    classes: list[views.ClassView] = _views(indexes.get("pool_classes"))
     now = memo.clock.now()
     plan = logic.plan(
         classes,
@@ -154,7 +156,7 @@ async def run_pass(memo: Any, indexes: Mapping[str, Any], runner: _Runner) -> bo
             post(_ref(owner), "Normal", change.reason, change.why)
     for name, want in plan.status.items():
         cls = by_name.get(name)
-        if cls is None or not logic.status_differs(cls, want):
+        if cls is None or not writes.status_differs(cls, want):
             continue
         try:
             old = await asyncio.to_thread(_write_status, kube, cls, want, now)
@@ -175,7 +177,7 @@ async def run_pass(memo: Any, indexes: Mapping[str, Any], runner: _Runner) -> bo
     return retry
 
 
-def _ref(c: logic.ClassView) -> dict[str, Any]:
+def _ref(c: views.ClassView) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": "WorkloadClass",
@@ -193,12 +195,12 @@ def _write_node(kube: Kube, change: logic.NodeChange) -> bool:
         node = kube.get(NODES.path(change.node))
         if node is None:
             return False
-        view = logic.node_view(node)
+        view = views.node_view(node)
         if view.member_of != change.expected:
             return False
         if change.want is not None and view.member_of is None and view.pool_label is not None:
             return False  # labelled by hand meanwhile
-        patch = logic.node_patch(node, change.want)
+        patch = writes.node_patch(node, change.want)
         if patch is None:
             return False
         try:
@@ -213,7 +215,7 @@ def _write_node(kube: Kube, change: logic.NodeChange) -> bool:
 
 
 def _write_status(
-    kube: Kube, cls: logic.ClassView, want: logic.ClassPool, now: dt.datetime
+    kube: Kube, cls: views.ClassView, want: writes.ClassPool, now: dt.datetime
 ) -> str | None:
     """Write ``status.pool`` and ``PoolReady`` over the class's current status; returns the
     reason PoolReady had before. Other conditions are kept (resourceVersion precondition)."""
@@ -231,7 +233,7 @@ def _write_status(
             ),
             None,
         )
-        conditions = logic.pool_conditions(
+        conditions = writes.pool_conditions(
             status.get("conditions"), want.condition,
             generation=obj["metadata"].get("generation"), now=now,
         )  # fmt: skip
@@ -254,7 +256,7 @@ async def node_pool_watch(
     type: str, name: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """A node appeared, changed or left: a pass when what pools read from it changed."""
-    view = None if type == "DELETED" else logic.node_view(body)
+    view = None if type == "DELETED" else views.node_view(body)
     if _runner.changed(f"node/{name}", view):
         _runner.poke(memo, kwargs)
 
@@ -264,7 +266,7 @@ async def pod_pool_watch(
     type: str, uid: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """A pod was bound, finished or deleted: a pass when its view changed."""
-    view = None if type == "DELETED" else logic.pod_view(body)
+    view = None if type == "DELETED" else views.pod_view(body)
     if _runner.changed(f"pod/{uid}", view):
         _runner.poke(memo, kwargs)
 
@@ -281,7 +283,7 @@ async def workloadclass_pool_watch(
 ) -> None:
     """A class changed (spec, or its status lost PoolReady to another writer), or left."""
     gone = type == "DELETED" or bool(meta.get("deletionTimestamp"))
-    view = None if gone else logic.class_view(name, uid, meta, spec, status)
+    view = None if gone else views.class_view(name, uid, meta, spec, status)
     if _runner.changed(f"class/{name}", view):
         _runner.poke(memo, kwargs)
 
