@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ballast.api.v1alpha1.workloadclass import Scaling, WorkloadClassSpec
+from ballast.api.v1alpha1.serving import Scaling
+from ballast.api.v1alpha1.workloadclass import WorkloadClassSpec
 from ballast.controller import scaling as s
 
 SERVER = "http://prometheus.monitoring:9090"

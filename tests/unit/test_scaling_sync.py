@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from ballast.api.v1alpha1.workloadclass import Scaling, WorkloadClassSpec
+from ballast.api.v1alpha1.serving import Scaling
+from ballast.api.v1alpha1.workloadclass import WorkloadClassSpec
 from ballast.controller import scaling as logic
 from ballast.controller import scaling_sync as sync
 from ballast.controller.conditions import Cond

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ballast.api.v1alpha1.workloadclass import Slo
+from ballast.api.v1alpha1.serving import Slo
 from ballast.controller.cost import cost_status
 from ballast.controller.slo import flip_event, judge
 from ballast.telemetry.slo_reader import Observation

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ballast.api.v1alpha1.workloadclass import Scaling
+from ballast.api.v1alpha1.serving import Scaling
 from ballast.api.wellknown import LABEL_CLASS, LABEL_OWNER
 from ballast.controller.builders import (
     DNS_SUBDOMAIN_MAX,

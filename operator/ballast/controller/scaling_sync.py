@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ballast.api.v1alpha1.workloadclass import Scaling
+from ballast.api.v1alpha1.serving import Scaling
 from ballast.api.wellknown import FIELD_MANAGER
 from ballast.controller import scaling as logic
 from ballast.controller.conditions import Cond, merge_conditions

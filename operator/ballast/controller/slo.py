@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ballast.api.v1alpha1.workloadclass import Slo
+from ballast.api.v1alpha1.serving import Slo
 from ballast.controller.conditions import Cond
 from ballast.telemetry.slo_reader import Observation
 

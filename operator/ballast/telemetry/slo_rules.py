@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from ballast.api.v1alpha1.workloadclass import Slo
+from ballast.api.v1alpha1.serving import Slo
 from ballast.telemetry.slo_queries import (
     QUEUE_WAIT_HISTOGRAM,
     Signals,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ballast.api.v1alpha1.workloadclass import Slo
+from ballast.api.v1alpha1.serving import Slo
 from ballast.cli import main
 from ballast.localcluster import ClusterError, tools
 from ballast.telemetry.slo_rules import ALERT_NAMES, BUCKET_ALERT, dump, rules_file
