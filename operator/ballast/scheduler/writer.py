@@ -233,6 +233,9 @@ class FencedWriter:
         # newer one waits here until the one in flight is done.
         self._inflight: set[str] = set()
         self._deferred: dict[str, _Write] = {}
+        # Keys superseded while a write of theirs was on the wire: that write's
+        # refusal is moot (the pod is bound) and is neither retried nor reported.
+        self._superseded: set[str] = set()
         self._seq = itertools.count(1)
         self.fenced = 0  # writes dropped because leadership was lost (tests, logs)
 
@@ -280,9 +283,14 @@ class FencedWriter:
         A bind supersedes its pod's pending conditions: a nomination sent after
         the binding would be refused (``nominatedNodeName`` may not be set on a
         bound pod), and a retried ``Unschedulable`` would say what is no longer true.
+        A write already on the wire races the bind; if it is refused (the bind
+        landed first: 422), the refusal is moot: logged at debug, neither
+        retried nor reported.
         """
         with self._lock:
             self._latest.pop(key, None)
+            if key in self._inflight:
+                self._superseded.add(key)
 
     def _enqueue(self, w: _Write) -> None:
         try:
@@ -316,6 +324,7 @@ class FencedWriter:
             if key is not None:
                 with self._lock:
                     self._inflight.discard(key)
+                    self._superseded.discard(key)
                     nxt = self._deferred.pop(key, None)
                 if nxt is not None:
                     self._enqueue(nxt)
@@ -357,6 +366,15 @@ class FencedWriter:
         *,
         permanent: bool = False,
     ) -> None:
+        if w.key is not None:
+            with self._lock:
+                moot = w.key in self._superseded
+            if moot:
+                log.debug(
+                    "superseded write refused",
+                    extra=kv(what=w.what, name=w.name, status=status, error=error),
+                )
+                return
         retry_after = _retry_after(exc) if exc is not None else None
         if retry_after is not None:
             w.fields["retry_after"] = retry_after

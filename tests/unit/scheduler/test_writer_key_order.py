@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from typing import Any
 
+import pytest
+
+from ballast.kube.raw import KubeError
 from ballast.scheduler.actions import Actions
 from ballast.scheduler.informer import Event
 from ballast.scheduler.ratelimit import TokenBucket
@@ -81,6 +85,48 @@ def test_a_bind_drops_the_conditions_not_yet_sent() -> None:
         bind = out.get(timeout=2)
         assert bind.type == "bind" and bind.obj["ok"] is True
         assert out.empty()  # the dropped condition reports nothing
+    finally:
+        kube.release.set()
+        actions.shutdown()
+
+
+class BoundFirstKube(RecordingKube):
+    """The condition on the wire is answered after the bind, as the API server would: 422."""
+
+    def request(self, method: str, path: str, *, body: Any = None, **kw: Any) -> Any:
+        result = super().request(method, path, body=body, **kw)
+        if not path.endswith("/binding"):
+            raise KubeError(
+                422,
+                "Invalid",
+                {"message": "status.nominatedNodeName: Forbidden: may not be set on bound pods"},
+            )
+        return result
+
+
+def test_a_condition_on_the_wire_when_the_bind_lands_is_moot_not_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The nomination raced the bind and lost: nothing is retried, reported or warned about."""
+    kube = BoundFirstKube()
+    out: queue.Queue[Event] = queue.Queue()
+    actions = Actions(kube, out, bucket=TokenBucket(0, 1), workers=8)  # type: ignore[arg-type]
+    try:
+        actions.set_condition(POD, "Preempting", "victims leaving", nominated="n1")
+        time.sleep(0.2)  # on the wire
+        actions.bind(POD, "n1", {})
+        bind = out.get(timeout=2)
+        assert bind.type == "bind" and bind.obj["ok"] is True
+        with caplog.at_level(logging.WARNING, logger="ballast.scheduler.writer"):
+            kube.release.set()  # the server now refuses the nomination: the pod is bound
+            time.sleep(0.5)
+        assert kube.bodies == ["bind", "Preempting"]  # sent once, not retried
+        assert out.empty()  # no failure reported to the scheduler
+        assert not caplog.records
+        # A condition written after the bind (a later write for the same key) still reports.
+        actions.set_condition(POD, "Unschedulable", "gone again")
+        failed = out.get(timeout=2)
+        assert failed.type == "condition" and failed.obj["permanent"] is True
     finally:
         kube.release.set()
         actions.shutdown()
