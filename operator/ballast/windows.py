@@ -257,6 +257,38 @@ def state_at(s: WindowSchedule, now: dt.datetime) -> WindowState:
         )
 
 
+class StateCache:
+    """:func:`state_at` for one schedule, recomputed only when ``now`` leaves
+    the span over which the last answer holds.
+
+    A window's state is the same at every instant from the one it was
+    computed at up to its next edge (the opening or closing it names), so a
+    caller that asks on every scheduling cycle pays for croniter once per
+    edge, not once per cycle. An answer with no next edge holds for good; an
+    error is not kept (the caller replaces the schedule). ``now`` going back
+    in time recomputes.
+    """
+
+    __slots__ = ("_since", "_state", "schedule")
+
+    def __init__(self, schedule: WindowSchedule) -> None:
+        self.schedule = schedule
+        self._since: dt.datetime | None = None
+        self._state: WindowState | None = None
+
+    def at(self, now: dt.datetime) -> WindowState:
+        """The window's state at ``now`` (as :func:`state_at`)."""
+        st, since = self._state, self._since
+        if st is not None and since is not None and since <= now:
+            edge = st.next_edge()
+            if edge is None or now < edge:
+                return st
+        st = state_at(self.schedule, now)
+        if st.error is None:
+            self._state, self._since = st, now
+        return st
+
+
 def _state_at(s: WindowSchedule, now: dt.datetime) -> WindowState:
     intervals = [(t, t + s.duration) for t in _cron_starts_before(s, now, 2)]
     intervals += [(start, start + d) for start, d in s.extra]

@@ -22,7 +22,7 @@ from ballast.logs import kv
 from ballast.placement import admission
 from ballast.placement.objects import DEFAULT_CLASS, ClassPolicy, DisruptionBudget, WindowState
 from ballast.scheduler import mapping
-from ballast.windows import InvalidWindow, WindowSchedule, schedule_from_spec, state_at
+from ballast.windows import InvalidWindow, StateCache, schedule_from_spec
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,9 @@ class ClassEntry:
 
 @dataclass(frozen=True, slots=True)
 class WindowEntry:
-    """One BatchWindow: its schedule, or why it cannot be computed."""
+    """One BatchWindow: its schedule (with its last state), or why it cannot be computed."""
 
-    schedule: WindowSchedule | None
+    states: StateCache | None
     problem: str = ""
 
 
@@ -145,7 +145,8 @@ class Policies:
             return True
         spec = obj.get("spec")
         try:
-            entry = WindowEntry(schedule_from_spec(spec if isinstance(spec, Mapping) else {}, now))
+            schedule = schedule_from_spec(spec if isinstance(spec, Mapping) else {}, now)
+            entry = WindowEntry(StateCache(schedule))
         except InvalidWindow as exc:
             entry = WindowEntry(None, str(exc))
         except Exception as exc:
@@ -239,10 +240,11 @@ class Policies:
         out: dict[str, WindowState] = {}
         edge: dt.datetime | None = None
         for name, entry in list(self.windows.items()):
-            if entry.schedule is None:
+            if entry.states is None:
                 out[name] = WindowState(name, False)
                 continue
-            st = state_at(entry.schedule, now)  # never raises: an error is a closed state
+            # Never raises (an error is a closed state); croniter runs once per edge.
+            st = entry.states.at(now)
             if st.error is not None:
                 self.windows[name] = WindowEntry(None, f"schedule cannot be computed: {st.error}")
                 out[name] = WindowState(name, False)
