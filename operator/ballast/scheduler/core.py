@@ -141,13 +141,15 @@ class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
 
     # ------------------------------------------------------------------- loop
     def step(self, wait_s: float = 0.05) -> int:
-        """Drain events, then (as leader) place up to ``max_batch`` pods; returns pods tried."""
+        """Drain events, then (as leader) place up to ``max_batch`` pods; returns pods tried.
+
+        Waits up to ``wait_s`` for an event unless an active pod is due: pods in
+        backoff are not a reason to spin (the loop would take a core from the
+        API server it waits on), and a replica that is not leading waits too.
+        """
+        timeout = self._idle_wait(wait_s)
         try:
-            first = (
-                self.events.get(timeout=wait_s)
-                if wait_s > 0 and not self.queue.active
-                else self.events.get_nowait()
-            )
+            first = self.events.get(timeout=timeout) if timeout > 0 else self.events.get_nowait()
         except queue.Empty:
             first = None
         with self.lock:
@@ -156,6 +158,15 @@ class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
                 self._drain()
             self._redo_due()
             return self._step()
+
+    def _idle_wait(self, wait_s: float) -> float:
+        """How long the next step may wait for an event (0: a pod is due now)."""
+        if wait_s <= 0 or not (self.leader and self.ready):
+            return wait_s
+        due = self.queue.next_due()
+        if due is None:
+            return wait_s
+        return min(wait_s, max(0.0, due - self.clock.monotonic()))
 
     def _now(self) -> dt.datetime:
         return self.clock.now()

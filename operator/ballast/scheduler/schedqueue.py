@@ -80,6 +80,10 @@ class SchedulingQueue:
         due.sort(key=key)
         return due[:limit]
 
+    def next_due(self) -> float | None:
+        """The earliest ``retry_at`` among active pods (None when none is active)."""
+        return min((r.retry_at for r in self.active.values()), default=None)
+
     def unpark(self, recs: list[PodRecord]) -> list[PodRecord]:
         """These parked pods become active again, remembering why they waited."""
         self.streak = 0
