@@ -289,12 +289,23 @@ async def keda_crd_scaling(memo: Any, **kwargs: Any) -> None:
 async def workloadclass_scaling_watch(
     name: str, spec: kopf.Spec, status: kopf.Status, memo: Any, **kwargs: Any
 ) -> None:
-    """Another writer dropped or changed ScalingReady: write it again."""
-    if not spec.get("scaling") or name not in _written:
-        return
+    """Another writer dropped, changed or brought back ScalingReady: write it again.
+
+    The class's own reconcile writes ``status.conditions`` whole, from the copy
+    its handler was given: when that copy predates the removal of ScalingReady
+    (``scaling`` just taken out of the spec), the write brings the condition
+    back. A class without ``scaling`` whose status says ScalingReady is
+    reconciled again, which removes it.
+    """
     have = next(
         (c for c in status.get("conditions") or () if c.get("type") == sync.CONDITION), None
     )
+    if not spec.get("scaling"):
+        if have is not None:
+            await reconcile_class(memo, kwargs, name, force=True)
+        return
+    if name not in _written:
+        return
     key = None if have is None else (have.get("status"), have.get("reason"), have.get("message"))
     if key != _written[name]:
         await reconcile_class(memo, kwargs, name, force=True)
