@@ -10,6 +10,7 @@ import orjson
 from ballast.dayreplay import report
 from ballast.dayreplay.driver import Recorder, progress_printer
 from ballast.dayreplay.metrics import Timeline, allocation_series, percentile, summarize
+from ballast.placement.objects import ClassPolicy, PreemptionPolicy
 
 
 def tl(name: str, tier: str, created: float, bound: float | None, ended: float | None = None,
@@ -93,6 +94,23 @@ def test_work_served_counts_a_share_as_its_fraction_where_a_whole_gpu_was_taken(
     assert (s["gpu_allocation_mean_pct"], s["gpu_work_served_mean_pct"]) == (50.0, 37.5)
 
 
+def test_preemptions_before_the_victims_minimum_runtime_are_counted() -> None:
+    pods = [
+        tl("early", "Offline", 0, 1, ended=2.5, end="preempted", min_runtime_s=2.0),
+        tl("late", "Offline", 0, 1, ended=3.5, end="preempted", min_runtime_s=2.0),
+        tl("unprotected", "Nearline", 0, 1, ended=1.2, end="preempted"),
+        tl("completed", "Offline", 0, 1, ended=1.5, end="completed", min_runtime_s=2.0),
+        tl("waiting", "Offline", 0, None, ended=1.0, end="preempted", min_runtime_s=2.0),
+    ]
+    s = summarize(pods, capacity_gpus=4, end_s=4)
+    assert s["preemptions"] == 4 and s["preempted_before_min_runtime"] == 1
+    assert s["tiers"]["Offline"]["preempted_before_min_runtime"] == 1
+    assert s["tiers"]["Nearline"]["preempted_before_min_runtime"] == 0
+    doc = {"schedulers": {"a": s, "b": s}}
+    row = next(r for r in report.rows(doc) if r[0].startswith("preemptions before"))
+    assert row[1:] == ["1", "1"]
+
+
 def test_recorder_folds_watch_events_into_timelines() -> None:
     from ballast.dayreplay import workload as wl
     from ballast.dayreplay.caches import ModelCaches
@@ -102,7 +120,10 @@ def test_recorder_folds_watch_events_into_timelines() -> None:
         wl.ReplayPod("p1", "ns", "serving", "Interactive", "serving", 1, 0, 0, 0, ("m",), (), 0, None, 5),
         wl.ReplayPod("p2", "ns", "research", "Offline", "background", 0, 500, 0, 0, (), (), 0, 3, None),
     )  # fmt: skip
-    plan = wl.DayPlan(pods, {}, (), {"m": Model("m", 10, 7.0)}, 0, wl.DayConfig())
+    research = ClassPolicy("research", "Offline", 0, PreemptionPolicy("never", min_runtime_s=2.4))
+    plan = wl.DayPlan(
+        pods, {"research": research}, (), {"m": Model("m", 10, 7.0)}, 0, wl.DayConfig()
+    )
     rec = Recorder(None, plan, shares=False, caches=ModelCaches(100), t0=0)  # type: ignore[arg-type]
     rec.now = lambda: 1.0  # type: ignore[method-assign]
     meta1, meta2 = {"namespace": "ns", "name": "p1"}, {"namespace": "ns", "name": "p2"}
@@ -130,6 +151,7 @@ def test_recorder_folds_watch_events_into_timelines() -> None:
     assert rec.nodes_to_write.get_nowait() == "n1"
     assert (p2.ended, p2.end, p2.gpu_milli) == (4.0, "completed", 1000)  # a share is a GPU here
     assert p2.work_milli == 500  # and half a GPU of the trace's work
+    assert (p1.min_runtime_s, p2.min_runtime_s) == (0, 2)  # the API's whole seconds
     # A deletion nobody asked for is a preemption.
     rec2 = Recorder(None, plan, shares=True, caches=ModelCaches(100), t0=0)  # type: ignore[arg-type]
     rec2.handle("ADDED", {"metadata": meta2, "spec": {"nodeName": "n1"}})

@@ -26,7 +26,7 @@ import orjson
 from ballast.api import wellknown as wk
 from ballast.dayreplay.caches import ModelCaches
 from ballast.dayreplay.metrics import PREEMPTED, Timeline
-from ballast.dayreplay.workload import REPLAY_LABEL, DayPlan, ReplayPod, pod_body
+from ballast.dayreplay.workload import REPLAY_LABEL, DayPlan, ReplayPod, pod_body, whole_seconds
 from ballast.kube.raw import NODES, PODS, Kube, KubeError
 
 Key = tuple[str, str]
@@ -110,9 +110,12 @@ class Recorder(threading.Thread):
             tl = self.timelines.get(key)
             if tl is None:
                 milli = rp.demand_milli if self.shares or not rp.gpu_milli else 1000
+                cls = self.plan.classes.get(rp.cls)
                 tl = self.timelines[key] = Timeline(
                     rp.name, rp.namespace, rp.kind, rp.tier, milli, now,
                     work_milli=rp.demand_milli, models=rp.models,
+                    # What the class in the API says (workload.class_body).
+                    min_runtime_s=whole_seconds(cls.preemption.min_runtime_s) if cls else 0.0,
                 )  # fmt: skip
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
             node = spec.get("nodeName")

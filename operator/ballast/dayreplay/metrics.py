@@ -46,6 +46,15 @@ class Timeline:
     models: tuple[str, ...] = ()
     cache_hit: bool | None = None  # set at bind for pods that load a model
     cold_start_s: float = 0.0  # trace seconds of model load paid at bind (misses)
+    # Its class's minimumRuntimeSeconds (replay seconds): a preemption before it
+    # breaks the class's promise (kube-scheduler knows no such field).
+    min_runtime_s: float = 0.0
+
+    def preempted_early(self) -> bool:
+        """Whether it was preempted before it had run its class's minimum runtime."""
+        if self.end != PREEMPTED or self.bound is None or self.ended is None:
+            return False
+        return self.ended - self.bound < self.min_runtime_s
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -125,6 +134,7 @@ def summarize(
             "queue_wait_p95_s": _r(percentile(waits, 95)),
             "queue_wait_p99_s": _r(percentile(waits, 99)),
             "preempted": sum(p.end == PREEMPTED for p in mine),
+            "preempted_before_min_runtime": sum(p.preempted_early() for p in mine),
             "quota_waits": sum(QUOTA_REASON in p.reasons for p in mine),
             "window_holds": sum(WINDOW_REASON in p.reasons for p in mine),
         }
@@ -139,6 +149,7 @@ def summarize(
         "placed": sum(p.bound is not None for p in pods),
         "never_placed": sum(p.bound is None for p in pods),
         "preemptions": sum(p.end == PREEMPTED for p in pods),
+        "preempted_before_min_runtime": sum(p.preempted_early() for p in pods),
         "quota_waits": sum(QUOTA_REASON in p.reasons for p in pods),
         "window_holds": sum(WINDOW_REASON in p.reasons for p in pods),
         "gpu_capacity": capacity_gpus,

@@ -45,6 +45,8 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
     out.append(["pods never placed", *(_f(x["never_placed"]) for x in s)])
     for tier in TIERS:
         out.append([f"preemptions of {tier}", *(_f(x["tiers"][tier]["preempted"]) for x in s)])
+    early = "preempted_before_min_runtime"
+    out.append(["preemptions before the minimum runtime", *(_f(x.get(early)) for x in s)])
     out.append(["GPU allocation, mean", *(_f(x["gpu_allocation_mean_pct"], " %") for x in s)])
     out.append(["GPU work served, mean", *(_f(x.get("gpu_work_served_mean_pct"), " %") for x in s)])
     after = "gpu_work_served_after_window_opens_mean_pct"

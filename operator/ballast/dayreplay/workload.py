@@ -276,6 +276,11 @@ def pod_body(
     }
 
 
+def whole_seconds(seconds: float) -> int:
+    """A compressed duration as the API's whole seconds: the nearest."""
+    return round(seconds)
+
+
 def class_body(cls: ClassPolicy) -> dict[str, Any]:
     """The WorkloadClass for one of the scenario's classes."""
     policy = {"never": "Never", "lower-tier": "LowerTier", "lower-priority": "LowerPriority"}
@@ -285,8 +290,8 @@ def class_body(cls: ClassPolicy) -> dict[str, Any]:
         "preemptible": pre.preemptible,
         # Whole seconds in the API: the nearest, so a compressed 30 s grace period
         # (0.19 s at 160x) is 0 rather than 1 s, five times its compressed length.
-        "minRuntimeSeconds": round(pre.min_runtime_s),
-        "gracePeriodSeconds": round(pre.grace_period_s),
+        "minRuntimeSeconds": whole_seconds(pre.min_runtime_s),
+        "gracePeriodSeconds": whole_seconds(pre.grace_period_s),
     }
     if pre.for_locality and pre.may_preempt != "never":
         preemption["forLocality"] = True

@@ -17,8 +17,9 @@ evicts anything.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, ParamSpec
 
 import numpy as np
 
@@ -38,6 +39,8 @@ from ballast.placement.objects import (
 from ballast.placement.queue import rank
 from ballast.placement.snapshot import Placement, Snapshot
 
+P = ParamSpec("P")
+
 
 @dataclass(frozen=True, slots=True)
 class PreemptionPlan:
@@ -51,6 +54,20 @@ class PreemptionPlan:
         """One line for an event."""
         names = ", ".join(f"{v.namespace}/{v.name}" for v in self.victims)
         return f"preempting {len(self.victims)} pod(s) on {self.node} for {self.pod}: {names}"
+
+
+class Outlook(NamedTuple):
+    """A plan, or when none: the soonest a pod now kept only by its minimum runtime is free.
+
+    ``protected_until`` (the planner's clock; None when a plan was found or
+    no such pod exists) is when the first pod that the preemptor could take,
+    but for its class's ``minRuntimeSeconds``, becomes takeable: nothing else
+    happens in the cluster at that instant, so a caller that parks the
+    preemptor sets a timer for it rather than waiting for an unrelated change.
+    """
+
+    plan: PreemptionPlan | None
+    protected_until: float | None
 
 
 def may_preempt(
@@ -117,7 +134,7 @@ def _budget_ok(victims: Sequence[Placement], budgets: Sequence[DisruptionBudget]
     return True
 
 
-def plan_preemption(
+def plan_outlook(
     engine: Engine,
     snapshot: Snapshot,
     pod: Pod,
@@ -130,9 +147,11 @@ def plan_preemption(
     exclude: Collection[str] = (),
     claimed: Collection[str] = (),
     exhaustive: bool = False,
-) -> PreemptionPlan | None:
-    """Plan the cheapest preemption for ``pod``; None when it fits already or nothing helps.
+) -> Outlook:
+    """Plan the cheapest preemption for ``pod``, or say when one may become possible.
 
+    Without a plan, the outlook names the instant the first pod kept only by
+    its class's minimum runtime becomes takeable (see :class:`Outlook`).
     With ``nodes``, only those nodes are considered and a plan is made even
     though the pod fits elsewhere: this is how a class that opts in
     (``PreemptionPolicy.for_locality``) makes room next to its cached data
@@ -154,7 +173,7 @@ def plan_preemption(
         wanted = np.array(sorted(snapshot.row(n) for n in nodes if n in snapshot), dtype=np.int64)
         candidates = candidates[np.isin(candidates, wanted)]
     elif filtered.feasible.shape[0]:
-        return None
+        return Outlook(None, None)
     cls = state.cls
     classes = engine.classes
     quota = quotas.get(pod.tenant_key) if quotas else None
@@ -165,6 +184,7 @@ def plan_preemption(
     pool_col = snapshot.labels.column(LABEL_POOL)
     pool_id = snapshot.labels.value_id(LABEL_POOL, cls.pool.name) if cls.pool.name else -3
     best: tuple[tuple[object, ...], PreemptionPlan] | None = None
+    soonest: float | None = None  # the first minimum runtime to end among takeable pods
     for row in candidates.tolist():
         if exclude and snapshot.names[row] in exclude:
             continue
@@ -175,8 +195,6 @@ def plan_preemption(
             if (claimed and v.uid in claimed) or v.uid.startswith(HOLD_PREFIX):
                 continue  # another plan's victim, or a DRA claim's device hold (not a pod)
             vcls = classes.get(v.class_name, DEFAULT_CLASS)
-            if now - v.start_time < vcls.preemption.min_runtime_s:
-                continue
             reclaim = (within_nominal and _lent_by_cohort(v, pod, cohort, quotas)) or (
                 in_pool and vcls.pool.name != cls.pool.name
             )
@@ -185,6 +203,10 @@ def plan_preemption(
             if any(
                 b.matches(v.namespace, v.labels) and b.disruptions_allowed <= 0 for b in budgets
             ):
+                continue
+            free_at = v.start_time + vcls.preemption.min_runtime_s
+            if now < free_at:
+                soonest = free_at if soonest is None else min(soonest, free_at)
                 continue
             # Borrowers of the preemptor's reserved pool first, then the cheapest:
             # lowest rank, then youngest (latest start).
@@ -218,7 +240,21 @@ def plan_preemption(
         if best is None or key < best[0]:
             plan = PreemptionPlan(pod.key, snapshot.names[row], tuple(victims))
             best = (key, plan)
-    return best[1] if best else None
+    return Outlook(best[1], None) if best else Outlook(None, soonest)
+
+
+def _plan_only(outlook: Callable[P, Outlook]) -> Callable[P, PreemptionPlan | None]:
+    def plan(*args: P.args, **kwargs: P.kwargs) -> PreemptionPlan | None:
+        return outlook(*args, **kwargs).plan
+
+    plan.__doc__ = (
+        "Plan the cheapest preemption for ``pod``; None when it fits already or nothing "
+        "helps: the plan of :func:`plan_outlook` with the same arguments."
+    )
+    return plan
+
+
+plan_preemption = _plan_only(plan_outlook)
 
 
 def warm_nodes(snapshot: Snapshot, pod: Pod) -> list[str]:

@@ -37,7 +37,7 @@ from ballast.logs import kv
 from ballast.placement import admission
 from ballast.placement.engine import Decision, Engine
 from ballast.placement.objects import ClassPolicy, NodeInfo, Pod, WindowState
-from ballast.placement.preemption import plan_preemption
+from ballast.placement.preemption import plan_outlook
 from ballast.placement.queue import QueueKey, queue_key
 from ballast.placement.snapshot import PlacementError, Snapshot
 from ballast.scheduler import mapping, podspec
@@ -118,6 +118,9 @@ class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
         self._last_flush = -1e18
         self._last_status = -1e18
         self._next_window_edge: dt.datetime | None = None
+        # When the first pod now kept from preemptors only by its class's minimum
+        # runtime becomes takeable (monotonic): a VICTIMS change no event brings.
+        self._victims_free_at: float | None = None
         self._warned_nodes: dict[str, tuple[str, ...]] = {}
         self._node_facts: dict[str, NodeInfo] = {}  # what the engine read of each node
         self.health_taints = HealthTaints()
@@ -191,6 +194,9 @@ class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
         tried = self._cycle(self.config.max_batch)
         if self._window_edge_passed():
             self.changes.add(Change.WINDOW)
+        if self._victims_free_at is not None and now_m >= self._victims_free_at:
+            self._victims_free_at = None
+            self.changes.add(Change.VICTIMS)
         if now_m - self._last_flush > self.config.flush_s:
             self.changes = Changes()
             self._wake(self.queue.unpark_all())
@@ -357,15 +363,17 @@ class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
             return
         if self._preempt_for_locality(rec, epod, cls, None, now_s):
             return
-        plan = plan_preemption(
+        outlook = plan_outlook(
             self.engine, self.snapshot, epod, now=now_s, budgets=self.policies.budgets(),
             quotas=self.policies.quota_set, exclude=self.preemptions.nodes(),
             claimed=self.preemptions.claimed(),
         )  # fmt: skip
-        plan = self._whole_groups(epod, plan, now_s)  # a gang is evicted whole or not at all
+        plan = self._whole_groups(epod, outlook.plan, now_s)  # a gang goes whole or not at all
         if plan is not None:
             self._start_preemption(rec, epod, cls, plan)
             return
+        if outlook.protected_until is not None:
+            self._victims_free(outlook.protected_until - now_s)
         self.metrics.attempts.labels("unschedulable").inc()
         self._park(rec, "Unschedulable", decision.summary(), decision.rejections, preempts=True)
 
@@ -538,6 +546,16 @@ class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
             self.changes.add(Change.WINDOW)
         self._next_window_edge = edge
         return states
+
+    def _victims_free(self, in_s: float) -> None:
+        """Note that a pod kept only by its minimum runtime becomes takeable in ``in_s``.
+
+        The soonest such instant is kept: the pods it wakes are tried again and
+        each notes its next one, so later instants are not lost.
+        """
+        at = self.clock.monotonic() + max(0.0, in_s)
+        if self._victims_free_at is None or at < self._victims_free_at:
+            self._victims_free_at = at
 
     def _window_edge_passed(self) -> bool:
         edge = self._next_window_edge

@@ -22,7 +22,8 @@ stale telemetry                         ``TELEMETRY``: a node reported
 ``QuotaExceeded``                       ``ROOM`` (any node: usage fell)
 ``WindowClosed`` / ``InvalidSchedule``  ``WINDOW``: an edge passed, a window changed
 unschedulable, and its class preempts   also ``VICTIMS``: a PDB changed, a plan
-                                        ended, a pod was bound (a new victim)
+                                        ended, a pod was bound (a new victim), a
+                                        victim's minimum runtime passed (a timer)
 ``Preempting``                          ``ROOM`` or ``NODE`` (room elsewhere)
 ``BindRefused``, unknown reasons        every change
 any                                     ``POLICY``: a class, quota or namespace
@@ -55,7 +56,7 @@ class Change(enum.IntFlag):
     HEALTH = enum.auto()  # a node's set of unhealthy GPUs changed
     TELEMETRY = enum.auto()  # a node reported (its telemetry is fresh again)
     WINDOW = enum.auto()  # a batch window opened or closed, or changed
-    VICTIMS = enum.auto()  # what preemption may take changed (PDB, plan ended, pod bound)
+    VICTIMS = enum.auto()  # what preemption may take changed (PDB, plan, bind, min runtime)
     POLICY = enum.auto()  # a class, quota or namespace changed
     ALL = ROOM | NODE | HEALTH | TELEMETRY | WINDOW | VICTIMS | POLICY
 
