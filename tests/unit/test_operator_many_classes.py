@@ -92,3 +92,20 @@ def test_slo_runtime_is_one_per_operator_not_one_per_class() -> None:
     assert slo._runtime(first).rules is slo._runtime(root).rules
     other = SimpleNamespace(kube=NoApi())  # another operator in the same process
     assert slo._runtime(other) is not slo._runtime(root)
+
+
+def test_the_index_view_of_a_pc_the_server_returned_has_no_drift() -> None:
+    """The server omits ``globalDefault: false``: the index's copy of a correct
+    PriorityClass must not look drifted (it did: every resync re-applied every
+    class's PriorityClass)."""
+    from ballast.api.v1alpha1.workloadclass import WorkloadClassSpec
+    from ballast.controller.builders import build_priority_class, priority_class_drift
+
+    desired = build_priority_class("x", "w1", WorkloadClassSpec.model_validate({"tier": "Nearline"}))
+    served = {k: v for k, v in desired.items() if k != "globalDefault"}
+    served["metadata"] = {**desired["metadata"], "uid": "u1", "resourceVersion": "7"}
+    entry = asyncio.run(priorityclass_index(name="ballast-x", body=served))["ballast-x"]  # type: ignore[arg-type]
+    assert "globalDefault" not in entry
+    assert priority_class_drift(desired, entry) is None
+    # A null field (a client that writes one) means the server's default too.
+    assert priority_class_drift(desired, {**entry, "globalDefault": None}) is None

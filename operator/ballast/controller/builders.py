@@ -125,6 +125,12 @@ _SERVER_DEFAULTS: dict[str, Any] = {
 }
 
 
+def _field(actual: dict[str, Any], key: str) -> Any:
+    """``actual[key]``, where absent or null what the server means by that."""
+    value = actual.get(key)
+    return _SERVER_DEFAULTS.get(key) if value is None else value
+
+
 def priority_class_drift(desired: dict[str, Any], actual: dict[str, Any] | None) -> str | None:
     """Why ``actual`` differs from ``desired``, or None when it does not.
 
@@ -135,10 +141,10 @@ def priority_class_drift(desired: dict[str, Any], actual: dict[str, Any] | None)
     if actual is None:
         return "missing"
     for key in PRIORITY_CLASS_IMMUTABLE:
-        if actual.get(key, _SERVER_DEFAULTS.get(key)) != desired[key]:
+        if _field(actual, key) != desired[key]:
             return key
     for key in ("description", "globalDefault"):
-        if actual.get(key, _SERVER_DEFAULTS.get(key)) != desired[key]:
+        if _field(actual, key) != desired[key]:
             return "fields"
     labels = (actual.get("metadata") or {}).get("labels") or {}
     if any(labels.get(k) != v for k, v in desired["metadata"]["labels"].items()):

@@ -161,6 +161,19 @@ def test_drift_is_repaired(operator: object, kube: Kube) -> None:
     assert restored["value"] == 200_003
 
 
+def test_a_class_left_alone_is_not_rewritten_by_the_resync(operator: object, kube: Kube) -> None:
+    # The session's operator resyncs every 3 s (conftest). The index's copy of the
+    # PriorityClass once read the server's omitted ``globalDefault`` as drift, so every
+    # pass re-applied every class's PriorityClass and posted PriorityClassRestored.
+    name = uniq("quiet")
+    kube.create(WORKLOADCLASSES.path(), wlc(name))
+    wait_for(lambda: ready(kube, WORKLOADCLASSES, name), what="Ready")
+    time.sleep(10)  # three resync passes
+    reasons = [e.get("reason") for e in events_for(kube, name, "WorkloadClass")]
+    assert reasons.count("PriorityClassCreated") == 1
+    assert "PriorityClassRestored" not in reasons, reasons
+
+
 def test_priority_change_replaces_priorityclass(operator: object, kube: Kube) -> None:
     name = uniq("bump")
     kube.create(WORKLOADCLASSES.path(), wlc(name, priority=1))

@@ -49,7 +49,8 @@ async def priorityclass_index(name: str, body: kopf.Body, **_: Any) -> dict[str,
         name: {
             "value": body.get("value"),
             "metadata": {k: meta[k] for k in _PC_META if k in meta},
-            **{k: body.get(k) for k in ("preemptionPolicy", "description", "globalDefault")},
+            # Absent stays absent (the server omits ``globalDefault: false``).
+            **{k: body[k] for k in ("preemptionPolicy", "description", "globalDefault") if k in body},
         }
     }
 
