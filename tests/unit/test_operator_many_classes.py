@@ -101,7 +101,9 @@ def test_the_index_view_of_a_pc_the_server_returned_has_no_drift() -> None:
     from ballast.api.v1alpha1.workloadclass import WorkloadClassSpec
     from ballast.controller.builders import build_priority_class, priority_class_drift
 
-    desired = build_priority_class("x", "w1", WorkloadClassSpec.model_validate({"tier": "Nearline"}))
+    desired = build_priority_class(
+        "x", "w1", WorkloadClassSpec.model_validate({"tier": "Nearline"})
+    )
     served = {k: v for k, v in desired.items() if k != "globalDefault"}
     served["metadata"] = {**desired["metadata"], "uid": "u1", "resourceVersion": "7"}
     entry = asyncio.run(priorityclass_index(name="ballast-x", body=served))["ballast-x"]  # type: ignore[arg-type]

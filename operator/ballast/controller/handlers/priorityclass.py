@@ -50,7 +50,11 @@ async def priorityclass_index(name: str, body: kopf.Body, **_: Any) -> dict[str,
             "value": body.get("value"),
             "metadata": {k: meta[k] for k in _PC_META if k in meta},
             # Absent stays absent (the server omits ``globalDefault: false``).
-            **{k: body[k] for k in ("preemptionPolicy", "description", "globalDefault") if k in body},
+            **{
+                k: body[k]
+                for k in ("preemptionPolicy", "description", "globalDefault")
+                if k in body
+            },
         }
     }
 
