@@ -43,6 +43,7 @@ def setup(level: str = "INFO") -> None:
             root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter())
+    handler.addFilter(KopfRetryAtWarning())
     handler._ballast = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
@@ -75,6 +76,26 @@ class KopfSuccessAtDebug(logging.Filter):
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+class KopfRetryAtWarning(logging.Filter):
+    """Log kopf's "Request attempt #1/9 failed; will retry" at warning, not error.
+
+    kopf logs every failed attempt of a request it will retry at error: an
+    API server still starting ("storage is (re)initializing", 429) or a
+    dropped connection would page whoever alerts on error lines. The last
+    attempt ("failed; escalating") and everything else keep their levels.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote a retried attempt's line to warning; pass it where warning is on."""
+        if record.levelno != logging.ERROR or not record.name.startswith("kopf"):
+            return True
+        msg = str(record.msg)
+        if not (msg.startswith("Request attempt ") and "; will retry" in msg):
+            return True
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return logging.getLogger().isEnabledFor(logging.WARNING)
 
 
 def quiet_kopf_successes() -> None:

@@ -55,3 +55,34 @@ def test_key_value_lines_quote_what_needs_it() -> None:
     record.kv = kv(name="ns/p", note="two words")["kv"]
     line = KeyValueFormatter().format(record)
     assert 'msg="a \\"b\\""' in line and "name=ns/p" in line and 'note="two words"' in line
+
+
+def test_kopf_retried_requests_are_warnings_and_the_last_attempt_stays_an_error() -> None:
+    from ballast.logs import KopfRetryAtWarning
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(KeyValueFormatter())
+    handler.addFilter(KopfRetryAtWarning())
+    logger = logging.getLogger("kopf._cogs.clients.watching")
+    logger.addHandler(handler)
+    logger.propagate = False
+    saved = logging.getLogger().level
+    try:
+        logging.getLogger().setLevel(logging.INFO)
+        logger.error("Request attempt #1/9 failed; will retry: GET /x -> 429")
+        logger.error("Request attempt #9/9 failed; escalating: GET /x -> 429")
+        logging.getLogger("ballast.x").addHandler(handler)
+        logging.getLogger("ballast.x").error("Request attempt #1 failed; will retry")  # not kopf's
+        lines = out.getvalue().splitlines()
+        assert lines[0].startswith("ts=") and "level=warning" in lines[0]
+        assert "level=error" in lines[1] and "escalating" in lines[1]
+        assert "level=error" in lines[2]
+        logging.getLogger().setLevel(logging.ERROR)  # warnings off: the demoted line goes
+        logger.error("Request attempt #2/9 failed; will retry: GET /x -> 429")
+        assert len(out.getvalue().splitlines()) == 3
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        logging.getLogger("ballast.x").removeHandler(handler)
+        logging.getLogger().setLevel(saved)
