@@ -40,7 +40,7 @@ from ballast.placement.objects import ClassPolicy, NodeInfo, Pod, WindowState
 from ballast.placement.preemption import plan_outlook
 from ballast.placement.queue import QueueKey, queue_key
 from ballast.placement.snapshot import PlacementError, Snapshot
-from ballast.scheduler import mapping, podspec
+from ballast.scheduler import podspec
 from ballast.scheduler.actions import Actions
 from ballast.scheduler.config import Config
 from ballast.scheduler.dra_state import DraHandlers
@@ -55,6 +55,7 @@ from ballast.scheduler.podcache import PodCache, PodRecord
 from ballast.scheduler.policies import Policies
 from ballast.scheduler.preempting import Preemptions
 from ballast.scheduler.preemptor import Preempting
+from ballast.scheduler.results import WriteResults
 from ballast.scheduler.schedqueue import SchedulingQueue, backoff, unschedulable_backoff
 from ballast.scheduler.sources import AnnotationSource, NodeDataSource
 from ballast.scheduler.status import status_writes
@@ -88,7 +89,7 @@ _KINDS = (
 )
 
 
-class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
+class Scheduler(DraHandlers, WatchHandlers, WriteResults, Preempting, Ganging):
     """Cache + queue + decisions; run :meth:`step` repeatedly from one thread."""
 
     def __init__(
@@ -468,74 +469,6 @@ class Scheduler(DraHandlers, WatchHandlers, Preempting, Ganging):
                     self.queue.park(rec)
                     if (reason, message) != (rec.reason, rec.message):
                         self._park(rec, reason, message)
-
-    # ---------------------------------------------------------------- results
-    def _on_result(self, ev: Event) -> None:
-        uid = ev.obj["uid"]
-        rec = self.pods.get(uid)
-        now_m = self.clock.monotonic()
-        if ev.obj.get("fenced"):
-            # Never sent: leadership ended while it was queued. Undo the
-            # assumption; whoever leads now decides again.
-            if ev.type == "bind" and rec is not None and not rec.node:
-                if uid in self.snapshot.pods:
-                    self.changes.freed(self.pods.forget(rec))
-                self.queue.add(rec)
-            return
-        if ev.type == "condition" and rec is not None:
-            rec.written = None  # the next park writes it again
-            log.warning("condition write gave up", extra=kv(pod=rec.key, error=ev.obj.get("error")))
-            return
-        if ev.type == "status":
-            path = str(ev.obj.get("path", ""))
-            self._status_written.pop(path, None)
-            log.warning("status write refused", extra=kv(path=path, error=ev.obj.get("error")))
-            return
-        if ev.type == "bind":
-            if ev.obj["ok"]:
-                self.metrics.binds.inc()
-                if rec is not None:
-                    rec.failures = 0
-                    created = mapping.parse_time(rec.obj["metadata"]["creationTimestamp"])
-                    if created:
-                        cls = (
-                            rec.pod.class_name
-                            if rec.pod is not None
-                            else (rec.obj["metadata"].get("labels") or {}).get(wk.LABEL_CLASS, "")
-                        )
-                        self.metrics.e2e_seconds.labels(cls).observe(
-                            max(0.0, time.time() - created)
-                        )
-                    if rec.stage == "inflight":
-                        rec.stage = "placed"
-                return
-            self.metrics.bind_errors.inc()
-            status = int(ev.obj.get("status") or 0)
-            log.warning("bind failed", extra=kv(uid=uid, node=ev.obj.get("node"), status=status,
-                                                error=ev.obj.get("error")))  # fmt: skip
-            if rec is None or rec.node:
-                return  # gone, or bound after all (the pod update says where)
-            if uid in self.snapshot.pods:
-                self.changes.freed(self.pods.forget(rec))
-            self._dra_bind_failed(uid)
-            if status == 404:
-                return
-            rec.failures += 1
-            rec.retry_at = now_m + backoff(rec.failures)
-            permanent = bool(ev.obj.get("permanent")) or (
-                400 <= status < 500 and status not in (409, 429)
-            )
-            if permanent:
-                self._park(rec, "BindRefused", f"the API server refused the binding ({status}): "
-                           f"{str(ev.obj.get('error') or '')[:300]}")  # fmt: skip
-            else:
-                self.queue.add(rec)
-        elif ev.type == "evict":
-            preemptor = ev.obj.get("preemptor", "")
-            if ev.obj["ok"]:
-                self.metrics.preemptions.inc()
-            else:
-                self._end_plan(self.preemptions.refused(preemptor, uid, now_m))
 
     # ---------------------------------------------------------------- windows
     def _window_states(self, now: dt.datetime) -> dict[str, WindowState]:
