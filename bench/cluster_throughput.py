@@ -167,12 +167,20 @@ def kinds_for(n: int, mix: bool, rng: random.Random) -> list[str]:
     return [rng.choice(table) for _ in range(n)]
 
 
+PROGRESS_S = 30.0  # a progress line on stderr this often during the long phases
+
+
 def create_pods(kube: Kube, bodies: list[dict[str, Any]], threads: int = 16) -> dict[str, float]:
     created: dict[str, float] = {}
+    shown = [time.monotonic()]
 
     def one(body: dict[str, Any]) -> None:
         kube.create(PODS.path(namespace=NS), body)
-        created[body["metadata"]["name"]] = time.monotonic()
+        now = time.monotonic()
+        created[body["metadata"]["name"]] = now
+        if now - shown[0] >= PROGRESS_S:
+            shown[0] = now
+            print(f"   created {len(created)} of {len(bodies)} pods", file=sys.stderr, flush=True)
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, bodies))
@@ -190,10 +198,14 @@ def wait_bound(
     """
     deadline = time.monotonic() + timeout
     last, changed = -1, time.monotonic()
+    shown = time.monotonic()
     while time.monotonic() < deadline:
         n = sum(1 for x in names if x in watch.bound)
         if n >= want:
             return
+        if time.monotonic() - shown >= PROGRESS_S:
+            shown = time.monotonic()
+            print(f"   bound {n} of {want} placeable pods", file=sys.stderr, flush=True)
         if n != last:
             last, changed = n, time.monotonic()
         elif n > 0 and time.monotonic() - changed > stall:
