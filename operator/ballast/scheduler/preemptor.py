@@ -142,6 +142,6 @@ class Preempting:
                                f"preemption on {ended.plan.node} {ended.why}; planning again")  # fmt: skip
         if ended.why != "cancelled" and rec is not None and rec.stage == "parked":
             # Room made (or the plan lapsed): the preemptor competes again at once.
-            self.queue.add(rec)
             rec.retry_at = 0.0
+            self.queue.add(rec)
         self.changes.add(Change.VICTIMS)  # victims not evicted are free to be chosen again

@@ -8,6 +8,8 @@ in queue order (tier, priority, age); a pod that failed recently carries a
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -40,11 +42,25 @@ def unschedulable_backoff(parks: int, initial_s: float, max_s: float) -> float:
 
 
 class SchedulingQueue:
-    """Active and parked pods, by uid."""
+    """Active and parked pods, by uid.
+
+    Active pods are split as in kube-scheduler (activeQ and backoffQ): those
+    found due, and a heap of the others by ``retry_at``. A cycle moves the
+    pods that came due out of the heap and sorts only the due ones, and the
+    earliest ``retry_at`` is the heap's top: on a backlog of tens of
+    thousands of pods backing off, a walk over every active pod cost
+    milliseconds, several times a step. A pod's heap entry is the one filed
+    when it last became active (``retry_at`` is read then: set it first);
+    older entries are dropped when they reach the top.
+    """
 
     def __init__(self) -> None:
         self.active: dict[str, PodRecord] = {}
         self.parked: dict[str, PodRecord] = {}
+        self._due: dict[str, PodRecord] = {}  # active pods found due (retry_at <= now)
+        self._backoff: list[tuple[float, int, str]] = []  # (retry_at, seq, uid)
+        self._filed: dict[str, int] = {}  # uid -> seq of its live heap entry
+        self._seq = itertools.count()
         # Retried pods that stayed unschedulable in a row (see Scheduler's RETRY_STREAK).
         self.streak = 0
 
@@ -55,42 +71,83 @@ class SchedulingQueue:
         """Every pod in the queue, active first."""
         return [*self.active.values(), *self.parked.values()]
 
-    def add(self, rec: PodRecord) -> None:
-        """Make ``rec`` active (it is tried at the next cycle, after its ``retry_at``)."""
+    def _activate(self, rec: PodRecord) -> None:
         self.parked.pop(rec.uid, None)
         self.active[rec.uid] = rec
         rec.stage = "active"
+        self._due.pop(rec.uid, None)
+        self._file(rec)
+
+    def _file(self, rec: PodRecord) -> None:
+        seq = next(self._seq)
+        self._filed[rec.uid] = seq
+        heapq.heappush(self._backoff, (rec.retry_at, seq, rec.uid))
+
+    def _leave(self, uid: str) -> None:
+        self.active.pop(uid, None)
+        self._due.pop(uid, None)
+        self._filed.pop(uid, None)
+
+    def add(self, rec: PodRecord) -> None:
+        """Make ``rec`` active: tried at the first cycle at or after its ``retry_at``."""
+        self._activate(rec)
 
     def park(self, rec: PodRecord) -> None:
         """Move ``rec`` to wait for a change."""
-        self.active.pop(rec.uid, None)
+        self._leave(rec.uid)
         self.parked[rec.uid] = rec
         rec.stage = "parked"
         rec.retrying = ""
 
     def remove(self, uid: str) -> None:
         """Take a pod out of the queue (placed, bound elsewhere, deleted)."""
-        self.active.pop(uid, None)
+        self._leave(uid)
         self.parked.pop(uid, None)
+
+    def _top(self) -> float | None:
+        """The earliest live entry's time (older entries are dropped on the way)."""
+        heap = self._backoff
+        while heap:
+            at, seq, uid = heap[0]
+            if self._filed.get(uid) == seq:
+                return at
+            heapq.heappop(heap)
+        return None
 
     def batch(self, key: Callable[[PodRecord], Any], limit: int, now: float) -> list[PodRecord]:
         """Up to ``limit`` active pods due now, in queue order."""
-        due = [r for r in self.active.values() if r.retry_at <= now and r.pod is not None]
-        due += [r for r in self.active.values() if r.retry_at <= now and r.pod is None]
+        while (at := self._top()) is not None and at <= now:
+            _, _, uid = heapq.heappop(self._backoff)
+            del self._filed[uid]
+            rec = self.active[uid]
+            if rec.retry_at <= now:
+                self._due[uid] = rec
+            else:  # its retry_at moved later while it was active: wait for that
+                self._file(rec)
+        due = [r for r in self._due.values() if r.pod is not None and r.retry_at <= now]
+        due += [r for r in self._due.values() if r.pod is None and r.retry_at <= now]
+        if len(due) < len(self._due):  # one's retry_at moved later since: back to the heap
+            for r in [r for r in self._due.values() if r.retry_at > now]:
+                del self._due[r.uid]
+                self._file(r)
         due.sort(key=key)
         return due[:limit]
 
     def next_due(self) -> float | None:
-        """The earliest ``retry_at`` among active pods (None when none is active)."""
-        return min((r.retry_at for r in self.active.values()), default=None)
+        """When the next cycle has an active pod to try (None when none is active).
+
+        The earliest ``retry_at`` among the pods not yet found due; ``-inf``
+        when some are due now.
+        """
+        if self._due:
+            return float("-inf")
+        return self._top()
 
     def unpark(self, recs: list[PodRecord]) -> list[PodRecord]:
         """These parked pods become active again, remembering why they waited."""
         self.streak = 0
         for rec in recs:
-            del self.parked[rec.uid]
-            self.active[rec.uid] = rec
-            rec.stage = "active"
+            self._activate(rec)
             rec.retrying = rec.reason
         return recs
 
@@ -100,9 +157,5 @@ class SchedulingQueue:
 
     def repark_retries(self, reason: str) -> None:
         """Send the retried pods that waited for ``reason`` back to wait, unchanged."""
-        for uid, rec in list(self.active.items()):
-            if rec.retrying == reason:
-                del self.active[uid]
-                self.parked[uid] = rec
-                rec.stage = "parked"
-                rec.retrying = ""
+        for rec in [r for r in self.active.values() if r.retrying == reason]:
+            self.park(rec)
