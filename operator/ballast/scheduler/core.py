@@ -272,7 +272,7 @@ class Scheduler(DraHandlers, WatchHandlers, WriteResults, Preempting, Ganging):
         now = self.clock.now()
         windows = self._window_states(now)
         tried = 0
-        for rec in self.queue.batch(self._queue_key, limit, now_m):
+        for rec in self.queue.batch(self._queue_key, limit, now_m, self.policies.generation):
             if rec.stage != "active":
                 continue
             # Only pods that waited for room count towards (and are cut by) the

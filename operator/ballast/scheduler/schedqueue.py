@@ -44,14 +44,15 @@ def unschedulable_backoff(parks: int, initial_s: float, max_s: float) -> float:
 class SchedulingQueue:
     """Active and parked pods, by uid.
 
-    Active pods are split as in kube-scheduler (activeQ and backoffQ): those
-    found due, and a heap of the others by ``retry_at``. A cycle moves the
-    pods that came due out of the heap and sorts only the due ones, and the
-    earliest ``retry_at`` is the heap's top: on a backlog of tens of
-    thousands of pods backing off, a walk over every active pod cost
-    milliseconds, several times a step. A pod's heap entry is the one filed
-    when it last became active (``retry_at`` is read then: set it first);
-    older entries are dropped when they reach the top.
+    Active pods are split as in kube-scheduler (activeQ and backoffQ): a
+    heap of those found due, by queue key, and a heap of the others by
+    ``retry_at``. A cycle moves the pods that came due from one heap to the
+    other and takes the first ``limit``; the earliest ``retry_at`` is the
+    backoff heap's top. On a backlog of tens of thousands of pods, walking
+    or sorting every active pod cost milliseconds, several times a step. A
+    pod's entry is the one made when it last became active (``retry_at`` is
+    read then: set it first) or was found due; older entries are dropped
+    when they reach the top.
     """
 
     def __init__(self) -> None:
@@ -60,6 +61,9 @@ class SchedulingQueue:
         self._due: dict[str, PodRecord] = {}  # active pods found due (retry_at <= now)
         self._backoff: list[tuple[float, int, str]] = []  # (retry_at, seq, uid)
         self._filed: dict[str, int] = {}  # uid -> seq of its live heap entry
+        self._order: list[tuple[Any, int, str]] = []  # (queue key, seq, uid) of due pods
+        self._ordered: dict[str, int] = {}  # uid -> seq of its live entry in _order
+        self._epoch = 0
         self._seq = itertools.count()
         # Retried pods that stayed unschedulable in a row (see Scheduler's RETRY_STREAK).
         self.streak = 0
@@ -76,6 +80,7 @@ class SchedulingQueue:
         self.active[rec.uid] = rec
         rec.stage = "active"
         self._due.pop(rec.uid, None)
+        self._ordered.pop(rec.uid, None)
         self._file(rec)
 
     def _file(self, rec: PodRecord) -> None:
@@ -86,6 +91,7 @@ class SchedulingQueue:
     def _leave(self, uid: str) -> None:
         self.active.pop(uid, None)
         self._due.pop(uid, None)
+        self._ordered.pop(uid, None)
         self._filed.pop(uid, None)
 
     def add(self, rec: PodRecord) -> None:
@@ -114,24 +120,49 @@ class SchedulingQueue:
             heapq.heappop(heap)
         return None
 
-    def batch(self, key: Callable[[PodRecord], Any], limit: int, now: float) -> list[PodRecord]:
-        """Up to ``limit`` active pods due now, in queue order."""
+    def batch(
+        self, key: Callable[[PodRecord], Any], limit: int, now: float, epoch: int = 0
+    ) -> list[PodRecord]:
+        """Up to ``limit`` active pods due now, in queue order (``key``, smallest first).
+
+        A pod's key is computed when it is found due and kept while it stays
+        due; a new ``epoch`` (the policies changed: a class's priority may
+        have) computes every due pod's key again.
+        """
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._order, self._ordered = [], {}
+            for rec in self._due.values():
+                self._enqueue_due(rec, key)
         while (at := self._top()) is not None and at <= now:
             _, _, uid = heapq.heappop(self._backoff)
             del self._filed[uid]
             rec = self.active[uid]
             if rec.retry_at <= now:
                 self._due[uid] = rec
+                self._enqueue_due(rec, key)
             else:  # its retry_at moved later while it was active: wait for that
                 self._file(rec)
-        due = [r for r in self._due.values() if r.pod is not None and r.retry_at <= now]
-        due += [r for r in self._due.values() if r.pod is None and r.retry_at <= now]
-        if len(due) < len(self._due):  # one's retry_at moved later since: back to the heap
-            for r in [r for r in self._due.values() if r.retry_at > now]:
-                del self._due[r.uid]
-                self._file(r)
-        due.sort(key=key)
-        return due[:limit]
+        picked: list[tuple[Any, int, str]] = []
+        while self._order and len(picked) < limit:
+            entry = heapq.heappop(self._order)
+            uid = entry[2]
+            if self._ordered.get(uid) != entry[1]:
+                continue  # it left, or was found due again since
+            rec = self._due[uid]
+            if rec.retry_at > now:  # its retry_at moved later since: back to the backoff heap
+                del self._due[uid], self._ordered[uid]
+                self._file(rec)
+                continue
+            picked.append(entry)
+        for entry in picked:  # they stay due until tried (the caller removes those it tries)
+            heapq.heappush(self._order, entry)
+        return [self._due[e[2]] for e in picked]
+
+    def _enqueue_due(self, rec: PodRecord, key: Callable[[PodRecord], Any]) -> None:
+        seq = next(self._seq)
+        self._ordered[rec.uid] = seq
+        heapq.heappush(self._order, (key(rec), seq, rec.uid))
 
     def next_due(self) -> float | None:
         """When the next cycle has an active pod to try (None when none is active).

@@ -34,9 +34,9 @@ class Reference:
         self.active.pop(uid, None)
         self.parked.pop(uid, None)
 
-    def batch(self, limit: int, now: float) -> list[str]:
+    def batch(self, limit: int, now: float, prio: dict[str, int]) -> list[str]:
         due = [r for r in self.active.values() if r.retry_at <= now]
-        return [r.uid for r in sorted(due, key=lambda r: r.uid)[:limit]]
+        return [r.uid for r in sorted(due, key=lambda r: (prio[r.uid], r.uid))[:limit]]
 
     def next_due(self, now: float) -> float | None:
         if not self.active:
@@ -51,7 +51,7 @@ def _rec(i: int) -> PodRecord:
 
 ops = st.lists(
     st.tuples(
-        st.sampled_from(["add", "park", "remove", "unpark", "batch", "tick", "take"]),
+        st.sampled_from(["add", "park", "remove", "unpark", "batch", "tick", "take", "policy"]),
         st.integers(0, 19),
         st.floats(0, 5, allow_nan=False),
     ),
@@ -66,6 +66,8 @@ def test_batches_and_next_due_match_a_walk_over_every_active_pod(
 ) -> None:
     q, ref = SchedulingQueue(), Reference()
     recs = [_rec(i) for i in range(20)]
+    prio = {r.uid: 0 for r in recs}  # what the queue key reads of the policies
+    epoch = 0
     now = 0.0
     for op, i, x in ops:
         rec = recs[i]
@@ -85,9 +87,13 @@ def test_batches_and_next_due_match_a_walk_over_every_active_pod(
             ref.add(rec)
         elif op == "tick":
             now += x
+        elif op == "policy":  # a class's priority changed: a new epoch
+            prio[rec.uid] = int(x)
+            epoch += 1
         elif op in ("batch", "take"):
-            got = [r.uid for r in q.batch(lambda r: r.uid, 1 + i % 5, now)]
-            assert got == ref.batch(1 + i % 5, now)
+            key = lambda r: (prio[r.uid], r.uid)  # noqa: E731
+            got = [r.uid for r in q.batch(key, 1 + i % 5, now, epoch)]
+            assert got == ref.batch(1 + i % 5, now, prio)
             if op == "take":  # the scheduler tries them: they leave the queue
                 for uid in got:
                     q.remove(uid)
