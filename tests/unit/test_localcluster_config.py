@@ -92,6 +92,12 @@ def test_controller_manager_and_kwok_flags(plan: comp.Plan) -> None:
     assert kcm["root-ca-file"] == str(plan.pki.ca_cert)
     assert kcm["service-account-private-key-file"] == str(plan.pki.sa_key)
     assert kcm["kubeconfig"] == str(plan.layout.kubeconfig)
+    # kwok renews a Lease every quarter of its duration; the node lifecycle
+    # controller must allow several missed renewals before NotReady.
+    grace_s = int(kcm["node-monitor-grace-period"].removesuffix("s"))
+    lease = yaml.safe_load(comp.KWOK_CONFIG.split("---")[0])
+    renew_s = lease["options"]["nodeLeaseDurationSeconds"] / 4
+    assert grace_s >= 5 * renew_s
     kwok = flags(comp.kwok_args(plan))
     assert kwok["manage-all-nodes"] == "false"
     assert kwok["manage-nodes-with-annotation-selector"] == "kwok.x-k8s.io/node=fake"
