@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -454,6 +455,20 @@ class Snapshot:
         )
         self._apply(r, p, -1)
         return p
+
+    def started(self, uid: str, start_time: float) -> None:
+        """Move a placed pod's start to when it really started (later only; unknown: no-op).
+
+        A pod is assumed when it is placed, before its bind is written and long
+        before it runs; ``minRuntimeSeconds`` counts from the start its node
+        reports. The start only moves later, so a victim's protection never shrinks.
+        """
+        p = self.pods.get(uid)
+        if p is None or start_time <= p.start_time:
+            return
+        moved = replace(p, start_time=start_time)
+        self.pods[uid] = moved
+        self.row_pods[self._index[p.node]][uid] = moved
 
     def forget(self, uid: str) -> Placement | None:
         """Remove a placed pod (ended, evicted, or an assumption undone); None if unknown."""

@@ -48,15 +48,16 @@ from ballast.scheduler.dra_writes import bind_with_claims
 from ballast.scheduler.gangs import Ganging
 from ballast.scheduler.groups import GroupBook
 from ballast.scheduler.healthtaint import HealthTaints
-from ballast.scheduler.hints import Change, Changes, Size, free_rooms, helps, sized, wakes_for
+from ballast.scheduler.hints import Change, Changes
 from ballast.scheduler.informer import Event
 from ballast.scheduler.metrics import SchedulerMetrics
+from ballast.scheduler.parking import Parking
 from ballast.scheduler.podcache import PodCache, PodRecord
 from ballast.scheduler.policies import Policies
 from ballast.scheduler.preempting import Preemptions
 from ballast.scheduler.preemptor import Preempting
 from ballast.scheduler.results import WriteResults
-from ballast.scheduler.schedqueue import SchedulingQueue, backoff, unschedulable_backoff
+from ballast.scheduler.schedqueue import SchedulingQueue, backoff
 from ballast.scheduler.sources import AnnotationSource, NodeDataSource
 from ballast.scheduler.status import status_writes
 from ballast.scheduler.watch import WatchHandlers
@@ -70,14 +71,7 @@ __all__ = ["Config", "Scheduler"]
 # full cluster thousands of parked pods would otherwise be re-decided after
 # every pod that leaves). New pods are always tried.
 RETRY_STREAK = 64
-CONDITION_REFRESH_S = 30.0
 EVENT_RETRIES = 5
-# Reasons that mean "the pod itself (or its class) is unusable as it is": the
-# pod is re-mapped, not re-decided, when something changes.
-_UNUSABLE = ("UnknownClass", "InvalidClass", "ClassNotAllowed", "InvalidRequest")
-_WARNING_REASONS = (*_UNUSABLE, "InvalidSchedule", "BindRefused")
-# Reasons whose pods back off before their next attempt (schedqueue.unschedulable_backoff).
-_BACKOFF_REASONS = ("Unschedulable", "QuotaExceeded")
 _KINDS = (
     "nodes",
     "pods",
@@ -89,7 +83,7 @@ _KINDS = (
 )
 
 
-class Scheduler(DraHandlers, WatchHandlers, WriteResults, Preempting, Ganging):
+class Scheduler(Parking, DraHandlers, WatchHandlers, WriteResults, Preempting, Ganging):
     """Cache + queue + decisions; run :meth:`step` repeatedly from one thread."""
 
     def __init__(
@@ -305,11 +299,6 @@ class Scheduler(DraHandlers, WatchHandlers, WriteResults, Preempting, Ganging):
         if rec.uid in self.pods.records:
             self.queue.add(rec)
 
-    def _interactive(self, rec: PodRecord) -> bool:
-        """Whether the pod's class is in the Interactive tier (never held by backoff:
-        such pods are few, and how soon they start is what the tier promises)."""
-        return self.policies.class_policy(rec.labels.get(wk.LABEL_CLASS, "")).tier == "Interactive"
-
     def _queue_key(self, rec: PodRecord) -> QueueKey:
         pod = rec.pod or Pod(rec.namespace, rec.name, rec.uid)
         return queue_key(pod, self.policies.class_policy(rec.labels.get(wk.LABEL_CLASS, "")))
@@ -410,89 +399,6 @@ class Scheduler(DraHandlers, WatchHandlers, WriteResults, Preempting, Ganging):
             hits = sum(1 for k in keys if k in held)
             result = "hit" if hits == len(keys) else "partial" if hits else "miss"
             self.metrics.cache_placements.labels(cls.name or "", result).inc()
-
-    def _park(self, rec: PodRecord, reason: str, message: str,
-              rejections: Mapping[str, int] = {}, *, preempts: bool = False) -> None:  # fmt: skip
-        self.queue.park(rec)
-        rec.reason, rec.message = reason, message
-        rec.wake = wakes_for(reason, rejections, preempts)
-        if reason in _BACKOFF_REASONS and not self._interactive(rec):
-            rec.parks += 1
-            cfg = self.config
-            wait = unschedulable_backoff(
-                rec.parks, cfg.pod_initial_backoff_s, cfg.pod_max_backoff_s
-            )
-            due = self.clock.monotonic() + wait
-            rec.retry_at = max(rec.retry_at, due)
-        elif reason == "Preempting" and rec.failures == 0:
-            rec.retry_at = 0.0  # room is being made for it: it competes first once made
-        pod = rec.pod
-        rec.need = (
-            Size(pod.gpus, pod.gpu_milli, pod.cpu_milli, pod.memory_mib)
-            if pod is not None and sized(rec.wake, reason, rejections)
-            else None
-        )
-        now_m = self.clock.monotonic()
-        # A new reason is written at once; a new message for the same reason (the
-        # node counts move with every change) at most every CONDITION_REFRESH_S.
-        last = rec.written
-        if (
-            last is None
-            or last[0] != reason
-            or (last[1] != message and now_m - rec.written_at >= CONDITION_REFRESH_S)
-        ):
-            rec.written, rec.written_at = (reason, message), now_m
-            self.actions.set_condition(rec.obj, reason, message, self.preemptions.node_of(rec.uid))
-            self.actions.event(
-                rec.obj,
-                "Warning" if reason in _WARNING_REASONS else "Normal",
-                "FailedScheduling" if reason == "Unschedulable" else reason,
-                message,
-            )
-
-    def _woken(self) -> list[PodRecord]:
-        """Re-activate the parked pods that the changes since the last wake can help."""
-        changes, self.changes = self.changes, Changes()
-        if changes.kinds & Change.POLICY:
-            return self.queue.unpark_all()
-        rooms = None if changes.anywhere else free_rooms(self.snapshot, changes.rooms)
-        woken = [r for r in self.queue.parked.values() if helps(r.wake, r.need, changes, rooms)]
-        return self.queue.unpark(woken)
-
-    def _wake(self, recs: list[PodRecord]) -> None:
-        """Woken pods whose class or view is unusable go back to wait, with a fresh reason;
-        the others are active (one backing off after a failure waits for its ``retry_at``)."""
-        for rec in recs:
-            if rec.reason in _UNUSABLE or rec.view_generation != self.policies.generation:
-                _, reason, message = self._view(rec)
-                if reason:
-                    self.queue.park(rec)
-                    if (reason, message) != (rec.reason, rec.message):
-                        self._park(rec, reason, message)
-
-    # ---------------------------------------------------------------- windows
-    def _window_states(self, now: dt.datetime) -> dict[str, WindowState]:
-        states, edge = self.policies.window_states(now)
-        # An edge passed since the last look wakes the pods held by windows, even
-        # when it is this cycle, deciding other pods, that notices it first.
-        if self._window_edge_passed():
-            self.changes.add(Change.WINDOW)
-        self._next_window_edge = edge
-        return states
-
-    def _victims_free(self, in_s: float) -> None:
-        """Note that a pod kept only by its minimum runtime becomes takeable in ``in_s``.
-
-        The soonest such instant is kept: the pods it wakes are tried again and
-        each notes its next one, so later instants are not lost.
-        """
-        at = self.clock.monotonic() + max(0.0, in_s)
-        if self._victims_free_at is None or at < self._victims_free_at:
-            self._victims_free_at = at
-
-    def _window_edge_passed(self) -> bool:
-        edge = self._next_window_edge
-        return edge is not None and self.clock.now() >= edge
 
     # ----------------------------------------------------------------- status
     def _publish_depth(self) -> None:

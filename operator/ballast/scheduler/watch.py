@@ -372,6 +372,8 @@ class WatchHandlers:
         if held is not None and held.node == rec.node:
             if rec.stage == "inflight":
                 rec.stage = "placed"
+            # Its age (minRuntimeSeconds) counts from when the node started it.
+            self.snapshot.started(rec.uid, mapping.parse_time(rec.obj["status"]["startTime"]))
             return
         if held is not None:  # bound somewhere else than we assumed: charge where it is
             self.changes.freed(self.pods.forget(rec))

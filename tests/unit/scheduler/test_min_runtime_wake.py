@@ -13,6 +13,7 @@ from sched_builders import RecordingActions, make, node, pod, run, wlc
 
 from ballast.placement.preemption import plan_outlook
 from ballast.scheduler.core import Scheduler
+from ballast.scheduler.informer import Event
 
 
 def _started(name: str, at: dt.datetime, cls: str = "batch") -> dict[str, object]:
@@ -77,3 +78,41 @@ def test_pods_the_preemptor_may_never_take_set_no_timer() -> None:
     now = s.clock.now().timestamp()
     assert plan_outlook(s.engine, s.snapshot, rec.pod, now=now) == (None, None)
     assert s._victims_free_at is None
+
+
+def test_a_pod_ballast_placed_is_protected_from_when_its_node_started_it() -> None:
+    # Ballast assumes a pod when it decides; the node starts it later. The
+    # victim's minimum runtime counts from status.startTime, not the decision.
+    s, actions, q = make(
+        ("workloadclasses", wlc("batch", tier="Offline", preemption={"minRuntimeSeconds": 60})),
+        ("workloadclasses", wlc("chat", tier="Interactive", preemption={"policy": "LowerTier"})),
+        ("nodes", node("a", 1)),
+        ("pods", pod("b", cls="batch")),
+    )
+    run(s)
+    assert [b[:2] for b in actions.binds] == [("b", "a")]
+    decided = s.clock.now()
+    bound = pod("b", cls="batch", node_name="a")
+    started = decided + dt.timedelta(seconds=30)  # the node started it 30 s after the decision
+    bound["status"]["startTime"] = started.strftime("%Y-%m-%dT%H:%M:%SZ")
+    q.put(Event("pods", "MODIFIED", bound))
+    run(s)
+    s.clock.advance(61)  # past the minimum runtime counted from the decision
+    q.put(Event("pods", "ADDED", pod("c", cls="chat")))
+    run(s)
+    assert actions.conditions["c"][0] == "Unschedulable"
+    assert actions.checkpoints == []
+    s.clock.advance(30)  # past it counted from the start: the timer wakes the preemptor
+    run(s)
+    assert actions.checkpoints == ["b"]
+
+
+def test_a_start_earlier_than_the_decision_does_not_shorten_the_protection() -> None:
+    s, _actions, _q = _cluster(60, [10])
+    run(s)
+    placed = next(iter(s.snapshot.pods.values()))
+    s.snapshot.started(placed.uid, placed.start_time - 100)
+    assert s.snapshot.pods[placed.uid].start_time == placed.start_time
+    s.snapshot.started(placed.uid, placed.start_time + 5)
+    assert s.snapshot.pods[placed.uid].start_time == placed.start_time + 5
+    assert s.snapshot.placements_on("a")[0].start_time == placed.start_time + 5
