@@ -87,10 +87,11 @@ class Outcomes(threading.Thread):
             for kind, obj in self.kube.watch(
                 PODS.path(namespace=NS), resource_version=rv, timeout_seconds=30
             ):
-                if kind == "ERROR":
-                    rv = self.kube.list(PODS.path(namespace=NS), limit=1)["metadata"][
-                        "resourceVersion"
-                    ]
+                if kind == "ERROR":  # 410 Gone: list again, so no bind in between is lost
+                    items, rv = self.kube.list_all(PODS.path(namespace=NS))
+                    for pod in items:
+                        if node := (pod.get("spec") or {}).get("nodeName"):
+                            self.node[pod["metadata"]["name"]] = node
                     break
                 rv = obj["metadata"]["resourceVersion"]
                 if kind in ("DELETED", "BOOKMARK"):

@@ -10,6 +10,7 @@ import orjson
 from ballast.dayreplay import report
 from ballast.dayreplay.driver import Recorder, progress_printer
 from ballast.dayreplay.metrics import Timeline, allocation_series, percentile, summarize
+from ballast.dayreplay.workload import REPLAY_LABEL
 from ballast.placement.objects import ClassPolicy, PreemptionPolicy
 
 
@@ -160,6 +161,36 @@ def test_recorder_folds_watch_events_into_timelines() -> None:
     )
     assert rec2.snapshot()[0].end == "preempted" and rec2.snapshot()[0].gpu_milli == 500
     assert rec2.counts() == {"created": 1, "bound": 1, "pending": 0, "preempted": 1}
+
+
+def test_a_relist_after_an_expired_watch_catches_up_on_lost_events() -> None:
+    from ballast.dayreplay import workload as wl
+    from ballast.dayreplay.caches import ModelCaches
+
+    pods = tuple(
+        wl.ReplayPod(n, "ns", "research", "Offline", "background", 1, 0, 0, 0, (), (), 0, 3, None)
+        for n in ("p1", "p2", "p3")
+    )
+    plan = wl.DayPlan(pods, {}, (), {}, 0, wl.DayConfig())
+
+    class Listed:  # what the API server's list answers after the watch expired
+        def list_all(self, path: str, **query: object) -> tuple[list[dict[str, object]], str]:
+            assert query == {"labelSelector": REPLAY_LABEL}
+            return [
+                {"metadata": {"namespace": "ns", "name": "p1"}, "spec": {"nodeName": "n1"}},
+                {"metadata": {"namespace": "ns", "name": "p3"}, "spec": {}},
+            ], "42"
+
+    rec = Recorder(Listed(), plan, shares=False, caches=ModelCaches(100), t0=0)  # type: ignore[arg-type]
+    rec.now = lambda: 1.0  # type: ignore[method-assign]
+    for name in ("p1", "p2"):
+        rec.handle("ADDED", {"metadata": {"namespace": "ns", "name": name}, "spec": {}})
+    rec.now = lambda: 9.0  # type: ignore[method-assign]
+    assert rec.relist() == "42"
+    by = {t.name: t for t in rec.snapshot()}
+    assert (by["p1"].bound, by["p1"].node, by["p1"].ended) == (9.0, "n1", None)
+    assert (by["p2"].ended, by["p2"].end) == (9.0, "preempted")  # deleted while unwatched
+    assert by["p3"].created == 9.0 and by["p3"].bound is None
 
 
 def test_report_table_json_and_html(tmp_path: Path) -> None:

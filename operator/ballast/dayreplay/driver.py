@@ -73,9 +73,7 @@ class Recorder(threading.Thread):
         while not self.stop.is_set():
             try:
                 if not rv:
-                    rv = self.kube.list("/api/v1/pods", labelSelector=REPLAY_LABEL, limit=1)[
-                        "metadata"
-                    ]["resourceVersion"]
+                    rv = self.relist()
                     self.synced.set()
                 for kind, obj in self.kube.watch(
                     "/api/v1/pods",
@@ -97,6 +95,25 @@ class Recorder(threading.Thread):
                     return
                 self.errors += 1
                 time.sleep(0.5)
+
+    def relist(self) -> str:
+        """List the replay's pods and fold them in; returns the list's resourceVersion.
+
+        At the start this is an empty list. After the watch expired (410 Gone)
+        it catches up on what the lost events said: binds and completions are
+        taken from the pods listed, and a pod no longer listed was deleted.
+        """
+        items, rv = self.kube.list_all("/api/v1/pods", labelSelector=REPLAY_LABEL)
+        listed: set[Key] = set()
+        for obj in items:
+            meta = obj.get("metadata") or {}
+            listed.add((str(meta.get("namespace")), str(meta.get("name"))))
+            self.handle("MODIFIED", obj)
+        with self.lock:
+            gone = [k for k, tl in self.timelines.items() if tl.ended is None and k not in listed]
+        for ns, name in gone:
+            self.handle("DELETED", {"metadata": {"namespace": ns, "name": name}})
+        return rv
 
     def handle(self, kind: str, obj: Mapping[str, Any]) -> None:
         """Fold one watch event into its pod's timeline."""

@@ -9,6 +9,7 @@ TLS and the connection pool; bodies are plain dicts decoded with orjson.
 
 from __future__ import annotations
 
+import builtins
 import os
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -194,6 +195,24 @@ class Kube:
         """GET a collection (``labelSelector=``, ``fieldSelector=``, ``limit=`` ...)."""
         result: dict[str, Any] = self.request("GET", path, query=query)
         return result
+
+    def list_all(
+        self, path: str, *, page_size: int = 500, **query: Any
+    ) -> tuple[builtins.list[dict[str, Any]], str]:
+        """Every item of a collection, in pages, and the list's resourceVersion.
+
+        The pages of one list are one consistent read: a watch started from
+        the returned resourceVersion misses nothing that came after it.
+        """
+        items: builtins.list[dict[str, Any]] = []
+        query = {**query, "limit": page_size}
+        while True:
+            page = self.list(path, **query)
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            if not meta.get("continue"):
+                return items, str(meta.get("resourceVersion") or "")
+            query["continue"] = meta["continue"]
 
     def create(self, path: str, obj: Mapping[str, Any]) -> dict[str, Any]:
         """POST an object to a collection path."""

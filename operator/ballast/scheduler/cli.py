@@ -27,6 +27,7 @@ from ballast.kube.raw import (
     Kube,
 )
 from ballast.logs import kv
+from ballast.scheduler import podspec
 from ballast.scheduler.actions import Actions
 from ballast.scheduler.core import Config, Scheduler
 from ballast.scheduler.dra_writes import dra_informers
@@ -186,7 +187,12 @@ def build(args: argparse.Namespace) -> tuple[Scheduler, list[Informer], Kube]:
         # (a node reads its record through the source, a record updates a known node).
         resources.insert(0, GPUNODETELEMETRIES)
         sched.required.add(GPUNODETELEMETRIES.plural)
-    informers = [Informer(kube, res, events) for res in resources]
+    # Pods are slimmed before they are queued (podspec.slim_pod, again idempotent in the
+    # scheduling thread), so a backlog of pod events costs a third of the memory.
+    informers = [
+        Informer(kube, res, events, transform=podspec.slim_pod if res is PODS else None)
+        for res in resources
+    ]
     # PodGroups (scheduler-plugins' CRD, the Workload API) where the server serves them.
     informers += group_informers(kube, events, sched.required)
     # ResourceSlices, DeviceClasses, ResourceClaims where the server serves resource.k8s.io/v1.

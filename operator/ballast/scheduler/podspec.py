@@ -58,7 +58,8 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
     the scheduler assumes (strings where strings are expected, maps of
     strings, lists of maps) whatever the tenant wrote, and keeps nothing else
     (no managedFields, no container images, commands or env), so the cache
-    holds a few hundred bytes per pod.
+    holds a few hundred bytes per pod. It is idempotent: the pods informer
+    slims each pod before queueing it, and the scheduling thread slims it again.
     """
     meta = pod.get("metadata") if isinstance(pod.get("metadata"), Mapping) else {}
     spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
@@ -69,9 +70,10 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
         v = m.get(key)
         return v if isinstance(v, str) else ""
 
+    raw_owners = meta.get("ownerReferences")
     owners = [
         {"kind": o["kind"], "name": o["name"], "controller": True}
-        for o in meta.get("ownerReferences") or ()
+        for o in (raw_owners if isinstance(raw_owners, list) else ())
         if isinstance(o, Mapping)
         and o.get("controller") is True
         and isinstance(o.get("kind"), str)
@@ -112,8 +114,9 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(spec.get("tolerations"), list)
             else [],
             # The Workload API's PodGroup reference (checked in scheduler/groups.py).
-            "schedulingGroup": {"podGroupName": spec["schedulingGroup"].get("podGroupName")}
+            "schedulingGroup": {"podGroupName": spec["schedulingGroup"]["podGroupName"]}
             if isinstance(spec.get("schedulingGroup"), Mapping)
+            and "podGroupName" in spec["schedulingGroup"]
             else {},
             # DRA: [{name, resourceClaimName | resourceClaimTemplateName}] (checked types)
             "resourceClaims": [
