@@ -187,8 +187,8 @@ def build(args: argparse.Namespace) -> tuple[Scheduler, list[Informer], Kube]:
         # (a node reads its record through the source, a record updates a known node).
         resources.insert(0, GPUNODETELEMETRIES)
         sched.required.add(GPUNODETELEMETRIES.plural)
-    # Pods are slimmed before they are queued (podspec.slim_pod, again idempotent in the
-    # scheduling thread), so a backlog of pod events costs a third of the memory.
+    # Pods are slimmed before they are queued (podspec.slim_pod; the scheduling thread's
+    # second call passes a SlimPod on), so a backlog of pod events costs a third of the memory.
     informers = [
         Informer(kube, res, events, transform=podspec.slim_pod if res is PODS else None)
         for res in resources

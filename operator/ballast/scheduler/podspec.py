@@ -51,6 +51,12 @@ def _resources(raw: Any) -> dict[str, Any]:
 _CLAIM_KEYS = ("name", "resourceClaimName", "resourceClaimTemplateName")
 
 
+class SlimPod(dict[str, Any]):
+    """A pod :func:`slim_pod` made: its type tells a second :func:`slim_pod` to pass it on."""
+
+    __slots__ = ()
+
+
 def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a Pod the scheduler reads, with every type checked.
 
@@ -59,8 +65,11 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
     strings, lists of maps) whatever the tenant wrote, and keeps nothing else
     (no managedFields, no container images, commands or env), so the cache
     holds a few hundred bytes per pod. It is idempotent: the pods informer
-    slims each pod before queueing it, and the scheduling thread slims it again.
+    slims each pod before queueing it, and the scheduling thread slims it again;
+    a :class:`SlimPod` comes back as it is, so the second pass costs nothing.
     """
+    if type(pod) is SlimPod:
+        return pod
     meta = pod.get("metadata") if isinstance(pod.get("metadata"), Mapping) else {}
     spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
     status = pod.get("status") if isinstance(pod.get("status"), Mapping) else {}
@@ -88,7 +97,7 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
     priority = spec.get("priority")
     affinity = spec.get("affinity")
     node_affinity = affinity.get("nodeAffinity") if isinstance(affinity, Mapping) else None
-    return {
+    slim = {
         "metadata": {
             "name": text(meta, "name"),
             "namespace": text(meta, "namespace"),
@@ -139,6 +148,7 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
             else [],
         },
     }
+    return SlimPod(slim)
 
 
 def _requests(pod: Mapping[str, Any]) -> tuple[int, int, int]:

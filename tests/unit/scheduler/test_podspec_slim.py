@@ -55,13 +55,25 @@ def test_slimming_a_slim_pod_changes_nothing(garbage: dict[str, Any], part: str)
     pod = served_pod()
     pod[part] = {**pod[part], **garbage}
     once = podspec.slim_pod(pod)
-    assert podspec.slim_pod(once) == once
+    # A plain copy is slimmed again, field by field: the same result.
+    assert podspec.slim_pod(dict(once)) == once
+    assert podspec.slim_pod(once) is once  # what slim_pod made passes as it is
+
+
+def test_only_what_slim_pod_made_skips_the_second_pass() -> None:
+    """A tenant cannot skip the boundary: the marker is a type, not a field."""
+    pod = served_pod()
+    pod["spec"]["tolerations"] = "not a list"
+    slim = podspec.slim_pod(pod)
+    assert isinstance(slim, podspec.SlimPod) and slim["spec"]["tolerations"] == []
+    lookalike = {**slim, "spec": {**slim["spec"], "tolerations": "not a list"}}
+    assert podspec.slim_pod(lookalike)["spec"]["tolerations"] == []
 
 
 def test_a_pod_without_a_group_reference_stays_without_one() -> None:
     pod = served_pod()
     del pod["spec"]["schedulingGroup"]
-    assert podspec.slim_pod(podspec.slim_pod(pod))["spec"]["schedulingGroup"] == {}
+    assert podspec.slim_pod(dict(podspec.slim_pod(pod)))["spec"]["schedulingGroup"] == {}
     assert "managedFields" not in podspec.slim_pod(served_pod())["metadata"]
 
 
