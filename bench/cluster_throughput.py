@@ -28,6 +28,11 @@ Each scheduler's cost comes from its own process accounting, over the
 process that drains the backlog (its start, initial lists and every bind):
 CPU seconds (``utime + stime`` of ``/proc/<pid>/stat``) per bound pod at the
 end of the drain, and peak resident memory (``VmHWM``) at the end of its run.
+What that CPU is spent on shows in each scheduler's own count of scheduling
+attempts over the drain, by result (``*_attempts``, from
+``ballast_scheduler_attempts_total`` and kube-scheduler's
+``scheduler_schedule_attempts_total``), and per bound pod: a pod that does
+not fit and is tried again costs a whole filtering pass each time.
 
 ``--rounds N`` repeats the comparison N times, alternating which scheduler
 goes first (ballast, kube-scheduler; kube-scheduler, ballast; ...), and
@@ -66,7 +71,7 @@ from ballast.localcluster.probe import wait_ok
 from ballast.localcluster.processes import free_ports
 from ballast.placement.profiles import profile
 from ballast.sim.fidelity import scheduler_config
-from machine import LoadSampler, cpu_seconds, describe, status_mb
+from machine import LoadSampler, counter_by_label, cpu_seconds, describe, status_mb
 
 NS = "bench"
 
@@ -317,6 +322,17 @@ class Runner:
                 cluster.layout.root,
             )
 
+    def attempts(self) -> dict[str, float]:
+        """The scheduler's own count of scheduling attempts, by result; {} when unreadable."""
+        if self.proc is not None:
+            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+            return counter_by_label(url, "ballast_scheduler_attempts", "result")
+        state = self.cluster.state
+        if state is None:
+            return {}
+        url = f"https://127.0.0.1:{state.ports['kube-scheduler']}/metrics"
+        return counter_by_label(url, "scheduler_schedule_attempts", "result")
+
     @property
     def scheduler_name(self) -> str:
         return "ballast" if self.which == "ballast" else "default-scheduler"
@@ -430,10 +446,17 @@ def run_one(args: argparse.Namespace, which: str) -> dict[str, Any]:
     wait_bound(watch, names, want, args.timeout)
     pid = runner.pid
     cpu = cpu_seconds(pid) if pid else None
+    # Attempts per bound pod: what the CPU per pod is spent on (retries of pods that do not fit).
+    attempts = runner.attempts()
     bound = [watch.bound[n] for n in names if n in watch.bound]
     drain_s = (max(bound) - t0) if bound else float("nan")
     result.update({"bound": len(bound), "placeable": want, "drain_seconds": round(drain_s, 2)})
     result["watch_relists"] = watch.relists
+    if attempts:
+        result["attempts"] = {k: int(v) for k, v in sorted(attempts.items())}
+        result["attempts_per_bound_pod"] = (
+            round(sum(attempts.values()) / len(bound), 2) if bound else None
+        )
     result["pods_per_s"] = round(len(bound) / drain_s, 1) if bound else 0.0
     if cpu is not None and bound:
         result["cpu_seconds"] = round(cpu, 2)
@@ -498,6 +521,8 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
         values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
         if key != "load_avg" and values:
             out[key] = round(statistics.median(values), 3)
+    if any("attempts" in r for r in runs):  # by result, one map per round
+        out["attempts"] = [r.get("attempts") for r in runs]
     loads = [r["load_avg"] for r in runs]
     n = sum(x["samples"] for x in loads)
     out["load_avg"] = {
@@ -580,6 +605,11 @@ def main() -> int:
         # Times the harness's own pod watch fell behind and listed again (410 Gone).
         "ballast_watch_relists": b.get("watch_relists"),
         "kube_scheduler_watch_relists": k.get("watch_relists"),
+        # Each scheduler's own count of scheduling attempts, per bound pod and by result.
+        "ballast_attempts_per_bound_pod": b.get("attempts_per_bound_pod"),
+        "kube_scheduler_attempts_per_bound_pod": k.get("attempts_per_bound_pod"),
+        "ballast_attempts": b.get("attempts"),
+        "kube_scheduler_attempts": k.get("attempts"),
         "ballast_scheduler_rss_mb": b.get("scheduler_rss_mb"),
         "ballast_scheduler_peak_rss_mb": b.get("scheduler_peak_rss_mb"),
         "kube_scheduler_peak_rss_mb": k.get("scheduler_peak_rss_mb"),

@@ -108,3 +108,29 @@ def status_mb(pid: int, field: str = "VmHWM") -> float | None:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return None
+
+
+def counter_by_label(url: str, metric: str, label: str) -> dict[str, float]:
+    """A counter's samples by one label, from a Prometheus text endpoint; {} when unreachable.
+
+    ``https`` endpoints on loopback (kube-scheduler's) are read without checking
+    their self-signed certificate.
+    """
+    import ssl
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ctx = ssl._create_unverified_context() if url.startswith("https") else None
+    try:
+        with urllib.request.urlopen(url, timeout=10, context=ctx) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == metric + "_total" or sample.name == metric:
+                key = sample.labels.get(label, "")
+                out[key] = out.get(key, 0.0) + sample.value
+    return out

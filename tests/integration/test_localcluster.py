@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -180,6 +182,18 @@ def test_scheduler_with_config_schedules_gpu_pod(
         )
         node = core.read_node(pod.spec.node_name)
         assert int(node.status.allocatable[wk.GPU_RESOURCE]) >= 1
+        # Its metrics are readable without credentials (the benchmarks count its attempts).
+        url = f"https://127.0.0.1:{sched.port}/metrics"
+        unverified = ssl._create_unverified_context()
+        with urllib.request.urlopen(url, timeout=10, context=unverified) as resp:
+            text = resp.read().decode()
+        assert any(
+            line.startswith("scheduler_schedule_attempts_total{")
+            and 'result="scheduled"' in line
+            and 'profile="pytest-scheduler"' in line
+            and float(line.rsplit(" ", 1)[1]) >= 1
+            for line in text.splitlines()
+        ), text[:2000]
     finally:
         local.stop_scheduler()
     sched = {c.name: c for c in local.status().components}["kube-scheduler"]
